@@ -1,0 +1,1048 @@
+"""The episode engine: Numba kernels that simulate whole OOM episodes.
+
+Python (:func:`build_inputs`) validates and packs a scenario and a policy into
+plain arrays; :func:`run_block` (``@njit(parallel=True)``, ``prange`` over
+blocks of episodes) fills one row of outcomes per episode. Each episode is a
+pure function of ``(seed, episode index)`` through the counter-based streams
+of :mod:`depletion.rng`, so results do not depend on thread count or
+chunking, and every policy sees the same workload for the same episode.
+
+The rules simulated are MODEL.md sections 2-13 as read in
+``docs/model-notes.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+from numba import prange
+
+from depletion import semantics as sem
+from depletion._jit import njit
+from depletion.config import DIST_KIND, MAX_ORDER
+from depletion.rng import choose, exponential, sample, stream_key, uniform
+
+# ---------------------------------------------------------------- outputs
+OUTCOLS = (
+    "exhausted",
+    "min_free",
+    "victim_failures",
+    "stalled",
+    "max_stall_us",
+    "resolve_us",
+    "reaper_gave_up",
+    "full_reserve_threads",
+    "oom_rekills",
+    "W",
+    "F0",
+    "n_threads",
+    "victim_requests",
+    "events",
+    "F_end",
+    "allocated",
+    "freed_hold",
+    "freed_exit",
+    "freed_mm",
+    "freed_reclaim",
+    "freed_bystander",
+    "rss_total",
+    "min_grant_free",
+    "truncated",
+) + tuple(f"bystander_failures.{c}" for c in sem.CLASSES)
+NCOL = len(OUTCOLS)
+COL = {name: i for i, name in enumerate(OUTCOLS)}
+O_EXH, O_MINF, O_VFAIL, O_STALL, O_MAXSTALL, O_RESOLVE, O_GAVEUP, O_FULLRES, O_REKILL = range(9)
+O_W, O_F0, O_NTH, O_VREQ, O_EVENTS, O_FEND, O_ALLOC, O_FHOLD, O_FEXIT, O_FMM, O_FRECL, O_FBYST = range(9, 21)
+O_RSS, O_MINGRANT, O_TRUNC, O_BFAIL = 21, 22, 23, 24
+
+# ------------------------------------------------------------- parameters
+(
+    P_W,
+    P_HIGHATOMIC,
+    P_VICTIMS,
+    P_ANON,
+    P_INALLOC,
+    P_STACK,
+    P_TEARDOWN,
+    P_REAPER_ON,
+    P_LOCK_P,
+    P_RETRY_US,
+    P_RETRIES,
+    P_REAP_RATE,
+    P_YIELD,
+    P_ROUNDS,
+    P_LOCK_HOLD,
+    P_JIFFY,
+    P_FLOOR,
+    P_STALL,
+    P_HORIZON,
+    P_ERA,
+    P_GRANT,
+    P_SCOPE,
+    P_VTEST,
+    P_ALL_AT_KILL,
+    P_REAPER_LOCK,
+    P_REAPER_EXTRA,
+    P_OOM_FRAC,
+    P_MAX_EVENTS,
+) = range(28)
+NPARAM = 28
+
+D_F0, D_THREADS, D_SHARERS, D_RSS, D_WAKE, D_NREQ, D_GAP, D_HOLD, D_RECLAIM, D_REAPDELAY = range(10)
+DIST_ORDER = (
+    "f0_frac",
+    "threads",
+    "mm_sharers",
+    "rss_pages",
+    "wake_us",
+    "exit_allocs",
+    "exit_gap_us",
+    "hold_us",
+    "reclaim_round_us",
+    "reaper_delay_us",
+)
+NORD = MAX_ORDER + 1
+NCLS = sem.N_CLASSES
+
+# stream tags (top bits of the stream id)
+TAG_VICTIM = np.uint64(1) << np.uint64(56)
+TAG_WORK = np.uint64(2) << np.uint64(56)
+TAG_RECLAIM = np.uint64(3) << np.uint64(56)
+TAG_BYST = np.uint64(4) << np.uint64(56)
+TAG_REAPER = np.uint64(5) << np.uint64(56)
+SH40 = np.uint64(36)
+SH20 = np.uint64(18)
+
+# thread phases
+PH_START, PH_RECLAIM, PH_LOCK, PH_JIFFY, PH_DONE = 0, 1, 2, 3, 4
+# thread int rows
+TI_PROC, TI_MM, TI_NREQ, TI_REQ, TI_PHASE, TI_HELD, TI_ORDER, TI_CLS, TI_ROUNDS = range(9)
+TI_LASTG, TI_TGRANT, TI_RDRAW, TI_S, TI_I = range(9, 14)
+NTI = 14
+# thread float rows
+TF_START, TF_KW, TF_KR = 0, 1, 2  # keys are stored as uint64 bit patterns in an int64 row instead
+NTF = 1
+# mm rows (float)
+MF_XN, MF_XR, MF_T, MF_NEXT, MF_DONE_T = range(5)
+NMF = 5
+# mm rows (int)
+MI_NN, MI_NR, MI_IN, MI_IR, MI_ALIVE, MI_TD, MI_RP, MI_SKIP, MI_DONE = range(9)
+NMI = 9
+
+LOCK_FREE = -1
+LOCK_REAPER = -2
+INF = math.inf
+
+
+# ================================================================ helpers
+@njit
+def _tree_update(tree, times, L, i):
+    p = (L + i) >> 1
+    while p >= 1:
+        a = tree[2 * p]
+        b = tree[2 * p + 1]
+        tree[p] = a if times[a] <= times[b] else b
+        p >>= 1
+
+
+@njit
+def _tree_init(tree, times, L):
+    for i in range(L):
+        tree[L + i] = i
+    for p in range(L - 1, 0, -1):
+        a = tree[2 * p]
+        b = tree[2 * p + 1]
+        tree[p] = a if times[a] <= times[b] else b
+
+
+@njit
+def _heap_push(ht, hp, ho, n, t, pages, owner):
+    i = n
+    while i > 0:
+        par = (i - 1) >> 1
+        if ht[par] <= t:
+            break
+        ht[i] = ht[par]
+        hp[i] = hp[par]
+        ho[i] = ho[par]
+        i = par
+    ht[i] = t
+    hp[i] = pages
+    ho[i] = owner
+
+
+@njit
+def _heap_pop(ht, hp, ho, n):
+    """Remove the top of a heap of size ``n`` (caller reads it first)."""
+    n -= 1
+    t = ht[n]
+    pg = hp[n]
+    ow = ho[n]
+    i = 0
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            break
+        if c + 1 < n and ht[c + 1] < ht[c]:
+            c += 1
+        if ht[c] >= t:
+            break
+        ht[i] = ht[c]
+        hp[i] = hp[c]
+        ho[i] = ho[c]
+        i = c
+    if n > 0:
+        ht[i] = t
+        hp[i] = pg
+        ho[i] = ow
+
+
+@njit
+def _iround(x):
+    return int(math.floor(x + 0.5))
+
+
+@njit
+def _dist(D, idx, key, draw):
+    return sample(int(D[idx, 0]), D[idx, 1], D[idx, 2], key, draw)
+
+
+@njit
+def _thread_stream(tag, v, s, i):
+    return tag | (np.uint64(v) << SH40) | (np.uint64(s) << SH20) | np.uint64(i)
+
+
+@njit
+def count_threads(seed, e, P, D):
+    """Threads and processes of episode ``e`` (same draws as the episode)."""
+    V = int(P[P_VICTIMS])
+    T = 0
+    NP = 0
+    for v in range(V):
+        kv = stream_key(seed, e, TAG_VICTIM | np.uint64(v))
+        ns = max(0, _iround(_dist(D, D_SHARERS, kv, 0)))
+        for s in range(ns + 1):
+            nt = max(1, _iround(_dist(D, D_THREADS, kv, 2 + s)))
+            T += nt
+            NP += 1
+    return T, NP
+
+
+# ================================================================ episode
+@njit
+def _mm_advance(v, t, mf, mi, td_rate, rp_rate):
+    """Credit the pages teardown and reaper freed on mm ``v`` up to ``t``; return them."""
+    dt = t - mf[MF_T, v]
+    if dt <= 0.0:
+        return 0
+    mf[MF_T, v] = t
+    freed = 0
+    nn = mi[MI_NN, v]
+    nr = mi[MI_NR, v]
+    rate_r = 0.0
+    if mi[MI_TD, v] == 1:
+        if mf[MF_XN, v] < nn:
+            x = mf[MF_XN, v] + td_rate * dt
+            if x > nn:
+                x = float(nn)
+            mf[MF_XN, v] = x
+            ii = min(nn, int(math.floor(x)))
+            freed += ii - mi[MI_IN, v]
+            mi[MI_IN, v] = ii
+        else:
+            rate_r += td_rate
+    if mi[MI_RP, v] == 1:
+        rate_r += rp_rate
+    if rate_r > 0.0 and mf[MF_XR, v] < nr:
+        x = mf[MF_XR, v] + rate_r * dt
+        if x > nr:
+            x = float(nr)
+        mf[MF_XR, v] = x
+        ii = min(nr, int(math.floor(x)))
+        freed += ii - mi[MI_IR, v]
+        mi[MI_IR, v] = ii
+    return freed
+
+
+@njit
+def _mm_next(v, mf, mi, td_rate, rp_rate):
+    """Time of the next pool event of mm ``v`` (a pool empties), or inf."""
+    t = mf[MF_T, v]
+    nn = mi[MI_NN, v]
+    nr = mi[MI_NR, v]
+    best = INF
+    rate_r = 0.0
+    if mi[MI_TD, v] == 1:
+        if mi[MI_IN, v] < nn:
+            if td_rate > 0.0:
+                best = t + (nn - mf[MF_XN, v]) / td_rate
+        else:
+            rate_r += td_rate
+    if mi[MI_RP, v] == 1:
+        rate_r += rp_rate
+    if mi[MI_IR, v] < nr:
+        if rate_r > 0.0:
+            tr = t + (nr - mf[MF_XR, v]) / rate_r
+            if tr < best:
+                best = tr
+    elif mi[MI_RP, v] == 1:
+        best = t  # the reaper is on an empty pool: it finishes now
+    if mi[MI_TD, v] == 1 and mi[MI_IN, v] >= nn and mi[MI_IR, v] >= nr and mi[MI_DONE, v] == 0:
+        best = t  # fully freed
+    return best
+
+
+@njit
+def _episode(
+    seed,
+    e,
+    P,
+    D,
+    class_cum,
+    order_cum,
+    cflags0,
+    cflags1,
+    creclaim,
+    coom,
+    cnomem,
+    cnofail,
+    brate,
+    border_cum,
+    bhold,
+    bflags0,
+    bflags1,
+    ti,
+    tf,
+    tk,
+    pm,
+    mf,
+    mi,
+    ht,
+    hp,
+    ho,
+    tree,
+    times,
+    out,
+):
+    """Simulate episode ``e`` into ``out`` (one row). Returns 0, or 1 if the hold heap overflowed."""
+    W = int(P[P_W])
+    highatomic = int(P[P_HIGHATOMIC])
+    V = int(P[P_VICTIMS])
+    era = int(P[P_ERA])
+    gflags = int(P[P_GRANT])
+    scope = int(P[P_SCOPE])
+    vtest = int(P[P_VTEST])
+    oom_frac = P[P_OOM_FRAC]
+    rounds_max = int(P[P_ROUNDS])
+    lock_hold = P[P_LOCK_HOLD]
+    jiffy = P[P_JIFFY]
+    stall_us = P[P_STALL]
+    horizon = P[P_HORIZON]
+    floor_ = int(P[P_FLOOR])
+    stack = int(P[P_STACK])
+    yield_ = int(P[P_YIELD])
+    td_rate = P[P_TEARDOWN]
+    rp_rate = P[P_REAP_RATE]
+    reaper_on = P[P_REAPER_ON] > 0.0
+    reaper_lock = P[P_REAPER_LOCK] > 0.0
+    lock_p = P[P_LOCK_P]
+    retry_us = P[P_RETRY_US]
+    retries = int(P[P_RETRIES])
+    anon = P[P_ANON]
+    inalloc = P[P_INALLOC]
+    max_events = int(P[P_MAX_EVENTS])
+    nograntfull = (gflags & sem.ALLOC_NO_WATERMARKS) != 0
+    heap_cap = ht.shape[0]
+
+    for c in range(out.shape[0]):
+        out[c] = 0.0
+
+    ke = stream_key(seed, e, np.uint64(0))
+    F = _iround(_dist(D, D_F0, ke, 0) * W)
+    if F < 0:
+        F = 0
+    F0 = F
+    min_free = F
+    exhausted = 1 if F <= floor_ else 0
+    allocated = 0
+    freed_hold = 0
+    freed_exit = 0
+    freed_mm = 0
+    freed_recl = 0
+    freed_byst = 0
+    min_grant = INF
+    vfail = 0
+    vreq = 0
+    stalled = 0
+    max_stall = 0.0
+    full_res = 0
+    rekills = 0
+    gave_up = 0
+    events = 0
+    truncated = 0
+
+    # ---- processes, threads, mms
+    T = 0
+    NP = 0
+    rss_total = 0
+    for v in range(V):
+        kv = stream_key(seed, e, TAG_VICTIM | np.uint64(v))
+        ns = max(0, _iround(_dist(D, D_SHARERS, kv, 0)))
+        rss = max(0, _iround(_dist(D, D_RSS, kv, 1)))
+        rss_total += rss
+        nr = int(math.floor(anon * rss))
+        mi[MI_NN, v] = rss - nr
+        mi[MI_NR, v] = nr
+        mi[MI_IN, v] = 0
+        mi[MI_IR, v] = 0
+        mi[MI_ALIVE, v] = 0
+        mi[MI_TD, v] = 0
+        mi[MI_RP, v] = 0
+        mi[MI_SKIP, v] = 0
+        mi[MI_DONE, v] = 0
+        mf[MF_XN, v] = 0.0
+        mf[MF_XR, v] = 0.0
+        mf[MF_T, v] = 0.0
+        mf[MF_NEXT, v] = INF
+        mf[MF_DONE_T, v] = INF
+        for s in range(ns + 1):
+            nt = max(1, _iround(_dist(D, D_THREADS, kv, 2 + s)))
+            marked = 1 if (V > 1 or s == 0 or P[P_ALL_AT_KILL] > 0.0) else 0
+            pm[NP] = marked
+            for i in range(nt):
+                ti[TI_PROC, T] = NP
+                ti[TI_MM, T] = v
+                ti[TI_S, T] = s
+                ti[TI_I, T] = i
+                tg = 1 if ((marked == 1 and i == 0) or P[P_ALL_AT_KILL] > 0.0) else 0
+                ti[TI_TGRANT, T] = tg
+                if tg == 1 and scope == sem.SCOPE_THREAD and nograntfull:
+                    full_res += 1
+                T += 1
+            mi[MI_ALIVE, v] += nt
+            NP += 1
+
+    # slots: threads 0..T-1, hold heap T, bystanders T+1..T+NCLS, reaper T+1+NCLS, mms after
+    S_HOLD = T
+    S_BYST = T + 1
+    S_REAP = T + 1 + NCLS
+    S_MM = T + 2 + NCLS
+    nslots = S_MM + V
+    L = 1
+    while L < nslots:
+        L <<= 1
+    for i in range(L):
+        times[i] = INF
+
+    for j in range(T):
+        v = ti[TI_MM, j]
+        s = ti[TI_S, j]
+        i = ti[TI_I, j]
+        kw = stream_key(seed, e, _thread_stream(TAG_WORK, v, s, i))
+        tk[0, j] = kw
+        tk[1, j] = stream_key(seed, e, _thread_stream(TAG_RECLAIM, v, s, i))
+        inal = uniform(kw, 0) <= inalloc
+        n = max(0, _iround(_dist(D, D_NREQ, kw, 2)))
+        if inal and n < 1:
+            n = 1
+        ti[TI_NREQ, j] = n
+        ti[TI_REQ, j] = 0
+        ti[TI_HELD, j] = 0
+        ti[TI_ROUNDS, j] = 0
+        ti[TI_LASTG, j] = 0
+        ti[TI_RDRAW, j] = 0
+        ti[TI_PHASE, j] = PH_START
+        tf[TF_START, j] = 0.0
+        if inal:
+            times[j] = 0.0
+        else:
+            times[j] = _dist(D, D_WAKE, kw, 1) + _dist(D, D_GAP, kw, 3)
+
+    # bystanders
+    kb = np.zeros(NCLS, dtype=np.uint64)
+    bidx = np.zeros(NCLS, dtype=np.int64)
+    bfail = np.zeros(NCLS, dtype=np.int64)
+    for c in range(NCLS):
+        if brate[c] > 0.0:
+            kb[c] = stream_key(seed, e, TAG_BYST | np.uint64(c))
+            times[S_BYST + c] = exponential(kb[c], 0, 1.0 / brate[c])
+
+    # reaper
+    kr = stream_key(seed, e, TAG_REAPER)
+    rp_mm = 0
+    rp_att = 0
+    rp_draw = 1
+    rp_wait = False
+    if reaper_on:
+        times[S_REAP] = P[P_REAPER_EXTRA] + _dist(D, D_REAPDELAY, kr, 0)
+    lock = LOCK_FREE
+
+    nheap = 0
+    alive = T
+    mm_done = 0
+    t_end = horizon
+    _tree_init(tree, times, L)
+
+    while True:
+        slot = tree[1]
+        t = times[slot]
+        if t > horizon:
+            t_end = horizon
+            break
+        events += 1
+        if events > max_events:
+            truncated = 1
+            t_end = t
+            break
+        if slot < T:
+            # ------------------------------------------------ victim thread
+            j = slot
+            ph = ti[TI_PHASE, j]
+            kw = tk[0, j]
+            act = 0  # 0: nothing more; 1: try (first); 2: try (again); 3: post-pass
+            if ph == PH_START:
+                if ti[TI_REQ, j] >= ti[TI_NREQ, j]:
+                    # exit
+                    F += ti[TI_HELD, j] + stack
+                    freed_exit += ti[TI_HELD, j] + stack
+                    ti[TI_HELD, j] = 0
+                    ti[TI_PHASE, j] = PH_DONE
+                    times[j] = INF
+                    _tree_update(tree, times, L, j)
+                    alive -= 1
+                    v = ti[TI_MM, j]
+                    mi[MI_ALIVE, v] -= 1
+                    if mi[MI_ALIVE, v] == 0:
+                        freed = _mm_advance(v, t, mf, mi, td_rate, rp_rate)
+                        F += freed
+                        freed_mm += freed
+                        mi[MI_TD, v] = 1
+                        mf[MF_T, v] = t
+                        times[S_MM + v] = _mm_next(v, mf, mi, td_rate, rp_rate)
+                        _tree_update(tree, times, L, S_MM + v)
+                else:
+                    r = ti[TI_REQ, j]
+                    ti[TI_CLS, j] = choose(class_cum, uniform(kw, 8 + 4 * r))
+                    ti[TI_ORDER, j] = choose(order_cum, uniform(kw, 9 + 4 * r)) if order_cum.shape[0] > 1 else 0
+                    ti[TI_ROUNDS, j] = 0
+                    tf[TF_START, j] = t
+                    vreq += 1
+                    act = 1
+            elif ph == PH_RECLAIM:
+                F += yield_
+                freed_recl += yield_
+                ti[TI_ROUNDS, j] += 1
+                act = 2
+            elif ph == PH_LOCK:
+                lock = LOCK_FREE
+                if rp_wait:
+                    rp_wait = False
+                    lock = LOCK_REAPER
+                    times[S_REAP] = t
+                    _tree_update(tree, times, L, S_REAP)
+                act = 3
+            elif ph == PH_JIFFY:
+                act = 3
+
+            if act != 0:
+                cls = ti[TI_CLS, j]
+                k = ti[TI_ORDER, j]
+                done = -1  # -1 pending, 0 failed, 1 granted
+                if act == 3:
+                    # victim exit after an OOM-killer pass
+                    isv = ti[TI_TGRANT, j] if vtest == sem.VICTIM_TIF else pm[ti[TI_PROC, j]]
+                    if isv == 1 and (ti[TI_LASTG, j] == 1 or cnomem[cls] == 1) and cnofail[cls] == 0:
+                        done = 0
+                    else:
+                        ti[TI_ROUNDS, j] = 0
+                if done == -1:
+                    # ---- try (with lazy crediting of mm frees)
+                    for v in range(V):
+                        if mi[MI_TD, v] == 1 or mi[MI_RP, v] == 1:
+                            freed = _mm_advance(v, t, mf, mi, td_rate, rp_rate)
+                            F += freed
+                            freed_mm += freed
+                    size = 1 << k
+                    own = cflags0[cls] if k == 0 else cflags1[cls]
+                    hasg = (ti[TI_TGRANT, j] if scope == sem.SCOPE_THREAD else pm[ti[TI_PROC, j]]) == 1
+                    hasg = hasg and cnomem[cls] == 0
+                    ok = False
+                    usedg = False
+                    if act == 1 or not hasg:
+                        ok = sem.watermark_ok(F, k, W, own, era, highatomic, oom_frac)
+                        if not ok and (own & sem.ALLOC_NO_WATERMARKS) != 0:
+                            exhausted = 1
+                    if not ok and hasg:
+                        usedg = True
+                        ok = sem.watermark_ok(F, k, W, gflags, era, highatomic, oom_frac)
+                        if not ok and nograntfull:
+                            exhausted = 1
+                    ti[TI_LASTG, j] = 1 if usedg else 0
+                    if ok:
+                        F -= size
+                        allocated += size
+                        if F < min_free:
+                            min_free = F
+                        if F <= floor_:
+                            exhausted = 1
+                        if usedg and F < min_grant:
+                            min_grant = F
+                        ti[TI_HELD, j] += size
+                        if nheap >= heap_cap:
+                            return 1
+                        r = ti[TI_REQ, j]
+                        _heap_push(ht, hp, ho, nheap, t + _dist(D, D_HOLD, kw, 10 + 4 * r), size, j)
+                        nheap += 1
+                        times[S_HOLD] = ht[0]
+                        _tree_update(tree, times, L, S_HOLD)
+                        done = 1
+                    elif creclaim[cls] == 0:
+                        done = 0
+                    elif k > 3 and (act == 2 or rounds_max == 0):
+                        done = 0  # costly orders: no OOM killer, fail after one round
+                    elif ti[TI_ROUNDS, j] < rounds_max:
+                        ti[TI_PHASE, j] = PH_RECLAIM
+                        d = ti[TI_RDRAW, j]
+                        ti[TI_RDRAW, j] = d + 1
+                        times[j] = t + _dist(D, D_RECLAIM, tk[1, j], d)
+                        _tree_update(tree, times, L, j)
+                    else:
+                        # ---- the OOM-killer pass
+                        if lock == LOCK_FREE:
+                            lock = j
+                            v = ti[TI_MM, j]
+                            if mi[MI_SKIP, v] == 0:
+                                # dying-task shortcut: mark_oom_victim(current)
+                                if ti[TI_TGRANT, j] == 0:
+                                    ti[TI_TGRANT, j] = 1
+                                    if scope == sem.SCOPE_THREAD and nograntfull:
+                                        full_res += 1
+                                pm[ti[TI_PROC, j]] = 1
+                            elif coom[cls] == sem.OOM_FULL:
+                                rekills += 1
+                            ti[TI_PHASE, j] = PH_LOCK
+                            times[j] = t + lock_hold
+                        else:
+                            ti[TI_PHASE, j] = PH_JIFFY
+                            times[j] = t + jiffy
+                        _tree_update(tree, times, L, j)
+                if done >= 0:
+                    w = t - tf[TF_START, j]
+                    if w > max_stall:
+                        max_stall = w
+                    if w > stall_us:
+                        stalled = 1
+                    if done == 0:
+                        vfail += 1
+                    r = ti[TI_REQ, j]
+                    ti[TI_REQ, j] = r + 1
+                    ti[TI_PHASE, j] = PH_START
+                    times[j] = t + _dist(D, D_GAP, kw, 11 + 4 * r)
+                    _tree_update(tree, times, L, j)
+        elif slot == S_HOLD:
+            pg = hp[0]
+            ow = ho[0]
+            _heap_pop(ht, hp, ho, nheap)
+            nheap -= 1
+            if ow < 0:
+                F += pg
+                freed_byst += pg
+            elif ti[TI_PHASE, ow] != PH_DONE:
+                F += pg
+                freed_hold += pg
+                ti[TI_HELD, ow] -= pg
+            times[S_HOLD] = ht[0] if nheap > 0 else INF
+            _tree_update(tree, times, L, S_HOLD)
+        elif slot < S_REAP:
+            # ------------------------------------------------ bystander arrival
+            c = slot - S_BYST
+            i = bidx[c]
+            k = choose(border_cum[c], uniform(kb[c], 3 * i + 1))
+            for v in range(V):
+                if mi[MI_TD, v] == 1 or mi[MI_RP, v] == 1:
+                    freed = _mm_advance(v, t, mf, mi, td_rate, rp_rate)
+                    F += freed
+                    freed_mm += freed
+            fl = bflags0[c] if k == 0 else bflags1[c]
+            if sem.watermark_ok(F, k, W, fl, era, highatomic, oom_frac):
+                size = 1 << k
+                F -= size
+                allocated += size
+                if F < min_free:
+                    min_free = F
+                if F <= floor_:
+                    exhausted = 1
+                if nheap >= heap_cap:
+                    return 1
+                _heap_push(ht, hp, ho, nheap, t + _dist(bhold, c, kb[c], 3 * i + 2), size, -1)
+                nheap += 1
+                times[S_HOLD] = ht[0]
+                _tree_update(tree, times, L, S_HOLD)
+            else:
+                bfail[c] += 1
+                if (fl & sem.ALLOC_NO_WATERMARKS) != 0:
+                    exhausted = 1
+            bidx[c] = i + 1
+            times[slot] = t + exponential(kb[c], 3 * (i + 1), 1.0 / brate[c])
+            _tree_update(tree, times, L, slot)
+        elif slot == S_REAP:
+            # ------------------------------------------------ OOM reaper
+            times[S_REAP] = INF
+            while True:
+                while rp_mm < V and (mi[MI_SKIP, rp_mm] == 1 or mi[MI_DONE, rp_mm] == 1):
+                    rp_mm += 1
+                    rp_att = 0
+                if rp_mm >= V:
+                    if lock == LOCK_REAPER:
+                        lock = LOCK_FREE
+                    break
+                if reaper_lock and lock != LOCK_REAPER:
+                    if lock != LOCK_FREE:
+                        rp_wait = True
+                        break
+                    lock = LOCK_REAPER
+                u = uniform(kr, rp_draw)
+                rp_draw += 1
+                rp_att += 1
+                if u <= lock_p:
+                    v = rp_mm
+                    freed = _mm_advance(v, t, mf, mi, td_rate, rp_rate)
+                    F += freed
+                    freed_mm += freed
+                    mf[MF_T, v] = t
+                    mi[MI_RP, v] = 1
+                    times[S_MM + v] = _mm_next(v, mf, mi, td_rate, rp_rate)
+                    _tree_update(tree, times, L, S_MM + v)
+                    break
+                if lock == LOCK_REAPER:
+                    lock = LOCK_FREE
+                if rp_att >= retries:
+                    gave_up = 1
+                    mi[MI_SKIP, rp_mm] = 1
+                    rp_mm += 1
+                    rp_att = 0
+                    continue
+                times[S_REAP] = t + retry_us
+                break
+            _tree_update(tree, times, L, S_REAP)
+        else:
+            # ------------------------------------------------ mm pool event
+            v = slot - S_MM
+            freed = _mm_advance(v, t, mf, mi, td_rate, rp_rate)
+            F += freed
+            freed_mm += freed
+            nn = mi[MI_NN, v]
+            nr = mi[MI_NR, v]
+            # snap pools that were due now
+            if mi[MI_TD, v] == 1 and mi[MI_IN, v] < nn and mf[MF_XN, v] >= nn - 1e-6 * (1.0 + nn):
+                F += nn - mi[MI_IN, v]
+                freed_mm += nn - mi[MI_IN, v]
+                mi[MI_IN, v] = nn
+                mf[MF_XN, v] = float(nn)
+            if mi[MI_IR, v] < nr and mf[MF_XR, v] >= nr - 1e-6 * (1.0 + nr):
+                F += nr - mi[MI_IR, v]
+                freed_mm += nr - mi[MI_IR, v]
+                mi[MI_IR, v] = nr
+                mf[MF_XR, v] = float(nr)
+            if mi[MI_RP, v] == 1 and mi[MI_IR, v] >= nr:
+                # the reaper has reaped everything: MMF_OOM_SKIP, next mm
+                mi[MI_RP, v] = 0
+                mi[MI_SKIP, v] = 1
+                if lock == LOCK_REAPER:
+                    lock = LOCK_FREE
+                rp_mm += 1
+                rp_att = 0
+                times[S_REAP] = t
+                _tree_update(tree, times, L, S_REAP)
+            if mi[MI_TD, v] == 1 and mi[MI_IN, v] >= nn and mi[MI_IR, v] >= nr and mi[MI_DONE, v] == 0:
+                mi[MI_DONE, v] = 1
+                mi[MI_SKIP, v] = 1
+                mi[MI_TD, v] = 0
+                mi[MI_RP, v] = 0
+                mf[MF_DONE_T, v] = t
+                mm_done += 1
+                times[slot] = INF
+            else:
+                times[slot] = _mm_next(v, mf, mi, td_rate, rp_rate)
+            _tree_update(tree, times, L, slot)
+        if alive == 0 and mm_done == V:
+            t_end = t
+            break
+
+    if t_end >= horizon or truncated == 1:
+        stalled = 1
+        for j in range(T):
+            ph = ti[TI_PHASE, j]
+            if ph == PH_RECLAIM or ph == PH_LOCK or ph == PH_JIFFY:
+                w = t_end - tf[TF_START, j]
+                if w > max_stall:
+                    max_stall = w
+        resolve = horizon if truncated == 0 else t_end
+        for v in range(V):
+            if mi[MI_TD, v] == 1 or mi[MI_RP, v] == 1:
+                freed = _mm_advance(v, t_end, mf, mi, td_rate, rp_rate)
+                F += freed
+                freed_mm += freed
+    else:
+        resolve = t_end
+
+    out[O_EXH] = exhausted
+    out[O_MINF] = min_free
+    out[O_VFAIL] = vfail
+    out[O_STALL] = stalled
+    out[O_MAXSTALL] = max_stall
+    out[O_RESOLVE] = resolve
+    out[O_GAVEUP] = gave_up
+    out[O_FULLRES] = full_res
+    out[O_REKILL] = rekills
+    out[O_W] = W
+    out[O_F0] = F0
+    out[O_NTH] = T
+    out[O_VREQ] = vreq
+    out[O_EVENTS] = events
+    out[O_FEND] = F
+    out[O_ALLOC] = allocated
+    out[O_FHOLD] = freed_hold
+    out[O_FEXIT] = freed_exit
+    out[O_FMM] = freed_mm
+    out[O_FRECL] = freed_recl
+    out[O_FBYST] = freed_byst
+    out[O_RSS] = rss_total
+    out[O_MINGRANT] = min_grant if min_grant < INF else -1.0
+    out[O_TRUNC] = truncated
+    for c in range(NCLS):
+        out[O_BFAIL + c] = bfail[c]
+    return 0
+
+
+@njit
+def _alloc_ws(capT, capP, V, capH):
+    ti = np.zeros((NTI, capT), dtype=np.int64)
+    tf = np.zeros((NTF, capT), dtype=np.float64)
+    tk = np.zeros((2, capT), dtype=np.uint64)
+    pm = np.zeros(capP, dtype=np.int64)
+    mf = np.zeros((NMF, V), dtype=np.float64)
+    mi = np.zeros((NMI, V), dtype=np.int64)
+    ht = np.zeros(capH, dtype=np.float64)
+    hp = np.zeros(capH, dtype=np.int64)
+    ho = np.zeros(capH, dtype=np.int64)
+    L = 1
+    while L < capT + 2 + NCLS + V:
+        L <<= 1
+    tree = np.zeros(2 * L, dtype=np.int64)
+    times = np.zeros(L, dtype=np.float64)
+    return ti, tf, tk, pm, mf, mi, ht, hp, ho, tree, times
+
+
+@njit(parallel=True)
+def run_block(
+    seed,
+    start,
+    n,
+    nblocks,
+    P,
+    D,
+    class_cum,
+    order_cum,
+    cflags0,
+    cflags1,
+    creclaim,
+    coom,
+    cnomem,
+    cnofail,
+    brate,
+    border_cum,
+    bhold,
+    bflags0,
+    bflags1,
+    out,
+):
+    """Fill ``out[i]`` with the outcomes of episode ``start + i`` for ``i < n``.
+
+    ``prange`` runs over ``nblocks`` contiguous blocks; each block allocates
+    its scratch once and grows it when an episode needs more. The result of
+    an episode depends only on ``(seed, start + i)``.
+    """
+    V = int(P[P_VICTIMS])
+    for b in prange(nblocks):
+        lo = b * n // nblocks
+        hi = (b + 1) * n // nblocks
+        capT = 64
+        capP = 4
+        capH = 256
+        ws = _alloc_ws(capT, capP, V, capH)
+        for i in range(lo, hi):
+            e = start + i
+            T, NP = count_threads(seed, e, P, D)
+            if T > capT or NP > capP:
+                capT = max(capT, T)
+                capP = max(capP, NP)
+                ws = _alloc_ws(capT, capP, V, capH)
+            while True:
+                st = _episode(
+                    seed, e, P, D, class_cum, order_cum, cflags0, cflags1, creclaim, coom, cnomem, cnofail,
+                    brate, border_cum, bhold, bflags0, bflags1,
+                    ws[0], ws[1], ws[2], ws[3], ws[4], ws[5], ws[6], ws[7], ws[8], ws[9], ws[10], out[i],
+                )  # fmt: skip
+                if st == 0:
+                    break
+                capH *= 2
+                ws = _alloc_ws(capT, capP, V, capH)
+
+
+# ================================================================ Python side
+@dataclass(frozen=True)
+class Inputs:
+    """Arrays the kernels take for one scenario and policy."""
+
+    P: np.ndarray
+    D: np.ndarray
+    class_cum: np.ndarray
+    order_cum: np.ndarray
+    cflags0: np.ndarray
+    cflags1: np.ndarray
+    creclaim: np.ndarray
+    coom: np.ndarray
+    cnomem: np.ndarray
+    cnofail: np.ndarray
+    brate: np.ndarray
+    border_cum: np.ndarray
+    bhold: np.ndarray
+    bflags0: np.ndarray
+    bflags1: np.ndarray
+    W: int
+
+    def arrays(self) -> tuple:
+        """The arrays in kernel argument order."""
+        return (
+            self.P, self.D, self.class_cum, self.order_cum, self.cflags0, self.cflags1, self.creclaim, self.coom,
+            self.cnomem, self.cnofail, self.brate, self.border_cum, self.bhold, self.bflags0, self.bflags1,
+        )  # fmt: skip
+
+
+def _dist_row(d: Mapping[str, Any]) -> tuple[float, float, float]:
+    kind = DIST_KIND[d["dist"]]
+    name = d["dist"]
+    if name == "fixed":
+        return (kind, float(d["value"]), 0.0)
+    if name in ("exponential", "poisson", "geometric"):
+        return (kind, float(d["mean"]), 0.0)
+    if name == "uniform":
+        return (kind, float(d["low"]), float(d["high"]))
+    return (kind, float(d["median"]), float(d["sigma"]))
+
+
+def _cum(p: list[float], n: int) -> np.ndarray:
+    a = np.zeros(n)
+    a[: len(p)] = p
+    c = np.cumsum(a)
+    c[-1] = 1.0
+    # trailing categories with no mass keep the cumulative at 1 (never chosen)
+    return c
+
+
+def build_inputs(params: Mapping[str, Any], policy: str | sem.Policy, max_events: int = 50_000_000) -> Inputs:
+    """Pack resolved scenario parameters and a policy into kernel arrays.
+
+    Parameters
+    ----------
+    params : mapping
+        ``Scenario.params`` (already validated by :func:`depletion.config.resolve`).
+    policy : str or Policy
+        Policy name or parsed policy.
+    max_events : int
+        Safety cap on events per episode (an episode that reaches it is
+        marked ``truncated`` and counted as stalled).
+
+    Returns
+    -------
+    Inputs
+    """
+    pol = sem.parse_policy(policy) if isinstance(policy, str) else policy
+    mfk = None if params["min_free_kbytes"] == "auto" else int(params["min_free_kbytes"])
+    W, _, _ = sem.watermarks(params["memory_gib"], pol.era, mfk, params["watermark_scale_factor"])
+    P = np.zeros(NPARAM)
+    P[P_W] = W
+    P[P_HIGHATOMIC] = params["highatomic_pages"]
+    P[P_VICTIMS] = params["victims"]
+    P[P_ANON] = params["anon_fraction"]
+    P[P_INALLOC] = params["in_allocator_frac"]
+    P[P_STACK] = params["stack_pages"]
+    P[P_TEARDOWN] = params["teardown_pages_per_us"]
+    P[P_REAPER_ON] = float(pol.reaper and params["reaper"] and params["reap_pages_per_us"] > 0)
+    P[P_LOCK_P] = params["reaper_lock_p"]
+    P[P_RETRY_US] = params["reaper_retry_us"]
+    P[P_RETRIES] = params["reaper_retries"]
+    P[P_REAP_RATE] = params["reap_pages_per_us"]
+    P[P_YIELD] = params["reclaim_yield_pages"]
+    P[P_ROUNDS] = params["reclaim_rounds"]
+    P[P_LOCK_HOLD] = params["oom_lock_hold_us"]
+    P[P_JIFFY] = params["jiffy_us"]
+    P[P_FLOOR] = params["exhaustion_floor"]
+    P[P_STALL] = params["stall_us"]
+    P[P_HORIZON] = params["horizon_us"]
+    P[P_ERA] = pol.era
+    P[P_GRANT] = pol.grant_flags
+    P[P_SCOPE] = pol.scope
+    P[P_VTEST] = pol.victim_test
+    P[P_ALL_AT_KILL] = float(pol.all_at_kill)
+    P[P_REAPER_LOCK] = float(pol.reaper_takes_oom_lock)
+    P[P_REAPER_EXTRA] = pol.reaper_extra_delay_us
+    P[P_OOM_FRAC] = pol.oom_frac
+    P[P_MAX_EVENTS] = max_events
+    D = np.array([_dist_row(params[k]) for k in DIST_ORDER], dtype=np.float64)
+    tabs = sem.class_tables(pol.era)
+    cp = params["class_probs"]
+    class_cum = _cum([cp.get(c, 0.0) for c in sem.CLASSES], NCLS)
+    order_cum = _cum(params["order_probs"], len(params["order_probs"]))
+    by = params["bystanders"]
+    brate = np.array([by[c]["rate_per_ms"] / 1000.0 for c in sem.CLASSES])
+    border_cum = np.stack([_cum(by[c]["order_probs"], NORD) for c in sem.CLASSES])
+    bhold = np.array([_dist_row(by[c]["hold_us"]) for c in sem.CLASSES], dtype=np.float64)
+    return Inputs(
+        P, D, class_cum, order_cum, tabs["flags0"], tabs["flags1"], tabs["reclaim"], tabs["oom"],
+        tabs["nomemalloc"], tabs["nofail"], brate, border_cum, bhold, tabs["flags0"].copy(), tabs["flags1"].copy(), W,
+    )  # fmt: skip
+
+
+def simulate_rows(inputs: Inputs, seed: int, start: int, n: int, nblocks: int | None = None) -> np.ndarray:
+    """Outcome rows of episodes ``start .. start + n - 1`` (``n x NCOL`` float64).
+
+    ``nblocks`` only changes how work is split over threads, never the result.
+    """
+    import numba
+
+    if n <= 0:
+        return np.zeros((0, NCOL))
+    if nblocks is None:
+        nblocks = min(n, max(1, numba.get_num_threads()) * 8)
+    out = np.empty((n, NCOL), dtype=np.float64)
+    run_block(np.uint64(seed), np.int64(start), np.int64(n), np.int64(nblocks), *inputs.arrays(), out)
+    return out
+
+
+def run_episodes(params: Mapping[str, Any], policy: str, episodes: int, seed: int, start: int = 0) -> dict[str, np.ndarray]:
+    """Per-episode outcome arrays for one policy (all columns of :data:`OUTCOLS`).
+
+    Parameters
+    ----------
+    params : mapping
+        Resolved scenario parameters (``Scenario.params``).
+    policy : str
+        Policy name.
+    episodes : int
+        Number of episodes.
+    seed : int
+        Seed; episode ``i`` is a pure function of ``(seed, start + i)``.
+    start : int
+        Index of the first episode.
+
+    Returns
+    -------
+    dict of str to ndarray
+    """
+    rows = simulate_rows(build_inputs(params, policy), seed, start, episodes)
+    return {name: rows[:, i] for i, name in enumerate(OUTCOLS)}
