@@ -21,8 +21,10 @@ reader find the exact text again):
         oom_kill.c hunks): __oom_reap_task_mm, oom_reap_task, mark_oom_victim,
         task_will_free_mem, out_of_memory.
 [OOM14] "mm, oom_reaper: skip mm structs with mmu notifiers", M. Hocko,
-        2017-09-13, merged for v4.14 (index id 11431291377): v4.14's
-        __oom_reap_task_mm still runs "under the oom_lock".
+        posted 2017-09-13 during the v4.14 cycle (index id 11431291377): its
+        context is v4.14's __oom_reap_task_mm, which still runs "under the
+        oom_lock" (the lock stays in the reaper until after v4.18, index id
+        30263732379).
 [PA6]   mm/page_alloc.c, v6.6-era (6.4..6.6: ``o <= MAX_ORDER`` loop,
         ``pcp->free_factor``; index id 77603225): __zone_watermark_unusable_free,
         __zone_watermark_ok, zone_watermark_fast, gfp_to_alloc_flags,
