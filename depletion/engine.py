@@ -476,6 +476,7 @@ def _episode(
     rp_att = 0
     rp_draw = 1
     rp_wait = False
+    rp_giveup = False
     if reaper_on:
         times[S_REAP] = P[P_REAPER_EXTRA] + _dist(D, D_REAPDELAY, kr, 0)
     lock = LOCK_FREE
@@ -622,7 +623,12 @@ def _episode(
                                         full_res += 1
                                 pm[ti[TI_PROC, j]] = 1
                             elif coom[cls] == sem.OOM_FULL:
-                                rekills += 1
+                                # oom_evaluate_task aborts while any victim mm is not yet MMF_OOM_SKIP
+                                nskip = 0
+                                for vv in range(V):
+                                    nskip += mi[MI_SKIP, vv]
+                                if nskip == V:
+                                    rekills += 1
                             ti[TI_PHASE, j] = PH_LOCK
                             times[j] = t + lock_hold
                         else:
@@ -691,6 +697,13 @@ def _episode(
         elif slot == S_REAP:
             # ------------------------------------------------ OOM reaper
             times[S_REAP] = INF
+            if rp_giveup:
+                # the sleep after the last failed attempt is over: give up on this mm
+                rp_giveup = False
+                gave_up = 1
+                mi[MI_SKIP, rp_mm] = 1
+                rp_mm += 1
+                rp_att = 0
             while True:
                 while rp_mm < V and (mi[MI_SKIP, rp_mm] == 1 or mi[MI_DONE, rp_mm] == 1):
                     rp_mm += 1
@@ -720,11 +733,7 @@ def _episode(
                 if lock == LOCK_REAPER:
                     lock = LOCK_FREE
                 if rp_att >= retries:
-                    gave_up = 1
-                    mi[MI_SKIP, rp_mm] = 1
-                    rp_mm += 1
-                    rp_att = 0
-                    continue
+                    rp_giveup = True  # oom_reap_task sleeps HZ/10 after the last failure too
                 times[S_REAP] = t + retry_us
                 break
             _tree_update(tree, times, L, S_REAP)

@@ -130,6 +130,11 @@ def watermark_ok(free: int, order: int, wmin: int, flags: int, era: int, highato
     size = 1 << order
     if flags & ALLOC_NO_WATERMARKS:
         return free >= size
+    if order == 0 and era != ERA_V6 and free > wmin and free > highatomic:
+        # v4.x zone_watermark_fast: order 0 passes on free > mark without the
+        # highatomic term, and the free-list search then finds a page as long as
+        # not every free page sits in a highatomic block (v6 subtracts it here too)
+        return True
     f = free - (size - 1)
     m = wmin
     if era == ERA_V6:

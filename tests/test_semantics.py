@@ -111,8 +111,9 @@ KERNEL_HALF = -1.0  # oom_frac < 0: the kernel's "min -= min / 2"
 # Caveat (v4.13/v4.14 only, order 0): zone_watermark_fast ([PA4]) first accepts
 #   "if (!order && (free_pages - cma_pages) > mark + z->lowmem_reserve[classzone_idx]) return true;"
 # i.e. without the highatomic term ("There is a corner case where the check passes but only the
-# high-order atomic reserve are free"). The model keeps the full __zone_watermark_ok rule
-# (docs/model-notes.md, "Departures"), which is what the H = 37 rows below pin. v6's
+# high-order atomic reserve are free"): the kernel wins over MODEL.md here, so for v4.x order 0
+# a request also passes when F > W (= mark) and F > H (some non-highatomic page is free, so the
+# free-list search succeeds); the order-0 entries of the v4.x "MIN, H" rows below are 1002, not 1039. v6's
 # zone_watermark_fast subtracts __zone_watermark_unusable_free for order 0 as well ([PA6]).
 #
 # W = 1001 (odd, so every "/" truncates), H = nr_reserved_highatomic = 37:
@@ -132,18 +133,18 @@ H = 37
 THRESHOLDS = [
     # --- v4.13 ---
     (ERA_V4_13, MIN, 0, (1002, 1003, 1005, 1009)),  # 1001 + 2**k
-    (ERA_V4_13, MIN, H, (1039, 1040, 1042, 1046)),  # 1001 + 2**k + 37
+    (ERA_V4_13, MIN, H, (1002, 1040, 1042, 1046)),  # order 0: fast path F > 1001; else 1001 + 2**k + 37
     (ERA_V4_13, HIGH, 0, (502, 503, 505, 509)),  # 501 + 2**k
     (ERA_V4_13, HIGH, H, (539, 540, 542, 546)),  # 501 + 2**k + 37
     (ERA_V4_13, HIGH_HARDER, 0, (377, 378, 380, 384)),  # 376 + 2**k
     (ERA_V4_13, HIGH_HARDER, H, (377, 378, 380, 384)),  # alloc_harder: no highatomic term
     (ERA_V4_13, OOM, 0, (1002, 1003, 1005, 1009)),  # no ALLOC_OOM before 4.14: as WMARK_MIN
-    (ERA_V4_13, OOM, H, (1039, 1040, 1042, 1046)),  # ... including the highatomic term
+    (ERA_V4_13, OOM, H, (1002, 1040, 1042, 1046)),  # ... including the highatomic term (and fast path)
     (ERA_V4_13, NOWM, 0, (1, 2, 4, 8)),  # 2**k
     (ERA_V4_13, NOWM, H, (1, 2, 4, 8)),
     # --- v4.14 ---
     (ERA_V4_14, MIN, 0, (1002, 1003, 1005, 1009)),
-    (ERA_V4_14, MIN, H, (1039, 1040, 1042, 1046)),
+    (ERA_V4_14, MIN, H, (1002, 1040, 1042, 1046)),  # order 0: zone_watermark_fast
     (ERA_V4_14, HIGH, 0, (502, 503, 505, 509)),
     (ERA_V4_14, HIGH, H, (539, 540, 542, 546)),
     (ERA_V4_14, HIGH_HARDER, 0, (377, 378, 380, 384)),
