@@ -120,11 +120,11 @@ SH20 = np.uint64(18)
 PH_START, PH_RECLAIM, PH_LOCK, PH_JIFFY, PH_DONE = 0, 1, 2, 3, 4
 # thread int rows
 TI_PROC, TI_MM, TI_NREQ, TI_REQ, TI_PHASE, TI_HELD, TI_ORDER, TI_CLS, TI_ROUNDS = range(9)
-TI_LASTG, TI_TGRANT, TI_RDRAW, TI_S, TI_I = range(9, 14)
-NTI = 14
+TI_LASTG, TI_TGRANT, TI_RDRAW, TI_S, TI_I, TI_HOFF = range(9, 15)
+NTI = 15
 # thread float rows
-TF_START, TF_KW, TF_KR = 0, 1, 2  # keys are stored as uint64 bit patterns in an int64 row instead
-NTF = 1
+TF_START, TF_ACT, TF_HMIN = 0, 1, 2  # request start, next action, earliest hold end
+NTF = 3
 # mm rows (float)
 MF_XN, MF_XR, MF_T, MF_NEXT, MF_DONE_T = range(5)
 NMF = 5
@@ -295,39 +295,148 @@ def _mm_next(v, mf, mi, td_rate, rp_rate):
     return best
 
 
+# reaper state (int64 array)
+RS_MM, RS_ATT, RS_DRAW, RS_WAIT, RS_GIVEUP, RS_LOCK, RS_GAVEUP = range(7)
+NRS = 7
+
+
+@njit
+def _reaper_event(t, rs, mi, mf, V, kr, lock_p, retries, retry_us, reaper_lock, td_rate, rp_rate):
+    """The reaper's timer fired at ``t``.
+
+    Returns ``(next reaper time, pages freed while crediting, mm whose pool
+    event must be rescheduled or -1)``.
+    """
+    freed = 0
+    if rs[RS_GIVEUP] == 1:
+        # the sleep after the last failed attempt is over: give up on this mm
+        rs[RS_GIVEUP] = 0
+        rs[RS_GAVEUP] = 1
+        mi[MI_SKIP, rs[RS_MM]] = 1
+        rs[RS_MM] += 1
+        rs[RS_ATT] = 0
+    while rs[RS_MM] < V and (mi[MI_SKIP, rs[RS_MM]] == 1 or mi[MI_DONE, rs[RS_MM]] == 1):
+        rs[RS_MM] += 1
+        rs[RS_ATT] = 0
+    if rs[RS_MM] >= V:
+        if rs[RS_LOCK] == LOCK_REAPER:
+            rs[RS_LOCK] = LOCK_FREE
+        return INF, freed, -1
+    if reaper_lock and rs[RS_LOCK] != LOCK_REAPER:
+        if rs[RS_LOCK] != LOCK_FREE:
+            rs[RS_WAIT] = 1  # woken when the holder releases oom_lock
+            return INF, freed, -1
+        rs[RS_LOCK] = LOCK_REAPER
+    u = uniform(kr, rs[RS_DRAW])
+    rs[RS_DRAW] += 1
+    rs[RS_ATT] += 1
+    if u <= lock_p:
+        v = rs[RS_MM]
+        freed += _mm_advance(v, t, mf, mi, td_rate, rp_rate)
+        mf[MF_T, v] = t
+        mi[MI_RP, v] = 1
+        return INF, freed, v
+    if rs[RS_LOCK] == LOCK_REAPER:
+        rs[RS_LOCK] = LOCK_FREE
+    if rs[RS_ATT] >= retries:
+        rs[RS_GIVEUP] = 1  # oom_reap_task sleeps HZ/10 after the last failure too
+    return t + retry_us, freed, -1
+
+
+@njit
+def _mm_event(t, v, rs, mi, mf, td_rate, rp_rate):
+    """A pool of mm ``v`` empties at ``t``.
+
+    Returns ``(pages freed, next pool event of v, reaper wake-up time or -1,
+    1 if the mm is now fully freed)``.
+    """
+    freed = _mm_advance(v, t, mf, mi, td_rate, rp_rate)
+    nn = mi[MI_NN, v]
+    nr = mi[MI_NR, v]
+    # snap pools that were due now (float rounding of the crossing time)
+    if mi[MI_TD, v] == 1 and mi[MI_IN, v] < nn and mf[MF_XN, v] >= nn - 1e-6 * (1.0 + nn):
+        freed += nn - mi[MI_IN, v]
+        mi[MI_IN, v] = nn
+        mf[MF_XN, v] = float(nn)
+    if mi[MI_IR, v] < nr and mf[MF_XR, v] >= nr - 1e-6 * (1.0 + nr):
+        freed += nr - mi[MI_IR, v]
+        mi[MI_IR, v] = nr
+        mf[MF_XR, v] = float(nr)
+    wake = -1.0
+    if mi[MI_RP, v] == 1 and mi[MI_IR, v] >= nr:
+        # the reaper has reaped everything: MMF_OOM_SKIP, on to the next mm
+        mi[MI_RP, v] = 0
+        mi[MI_SKIP, v] = 1
+        if rs[RS_LOCK] == LOCK_REAPER:
+            rs[RS_LOCK] = LOCK_FREE
+        rs[RS_MM] += 1
+        rs[RS_ATT] = 0
+        wake = t
+    if mi[MI_TD, v] == 1 and mi[MI_IN, v] >= nn and mi[MI_IR, v] >= nr and mi[MI_DONE, v] == 0:
+        mi[MI_DONE, v] = 1
+        mi[MI_SKIP, v] = 1
+        mi[MI_TD, v] = 0
+        mi[MI_RP, v] = 0
+        mf[MF_DONE_T, v] = t
+        return freed, INF, wake, 1
+    return freed, _mm_next(v, mf, mi, td_rate, rp_rate), wake, 0
+
+
+@njit
+def _drain(t, t_reap, V, rs, mi, mf, horizon, kr, lock_p, retries, retry_us, reaper_lock, td_rate, rp_rate):
+    """Run only the reaper and the mm pools from ``t``, with no victim thread left.
+
+    Uses ``mf[MF_NEXT]`` as the pool event times. Stops when every mm is
+    fully freed (returns that time) or at ``horizon`` (returns inf, pools
+    credited up to the horizon). Returns ``(end time, pages freed)``. Pass
+    copies of the state to look ahead without changing the episode.
+    """
+    freed = 0
+    ndone = 0
+    for v in range(V):
+        ndone += mi[MI_DONE, v]
+    while ndone < V:
+        tmin = t_reap
+        vmin = -1
+        for v in range(V):
+            if mf[MF_NEXT, v] < tmin:
+                tmin = mf[MF_NEXT, v]
+                vmin = v
+        if tmin > horizon:
+            for v in range(V):
+                if mi[MI_TD, v] == 1 or mi[MI_RP, v] == 1:
+                    freed += _mm_advance(v, horizon, mf, mi, td_rate, rp_rate)
+            return INF, freed
+        if vmin < 0:
+            t_reap, fr, ch = _reaper_event(tmin, rs, mi, mf, V, kr, lock_p, retries, retry_us, reaper_lock,
+                                           td_rate, rp_rate)  # fmt: skip
+            freed += fr
+            if ch >= 0:
+                mf[MF_NEXT, ch] = _mm_next(ch, mf, mi, td_rate, rp_rate)
+        else:
+            fr, nxt, wake, done = _mm_event(tmin, vmin, rs, mi, mf, td_rate, rp_rate)
+            freed += fr
+            mf[MF_NEXT, vmin] = nxt
+            if wake >= 0.0:
+                t_reap = wake
+            ndone += done
+            if ndone == V:
+                return tmin, freed
+    return t, freed
+
+
 @njit
 def _episode(
-    seed,
-    e,
-    P,
-    D,
-    class_cum,
-    order_cum,
-    cflags0,
-    cflags1,
-    creclaim,
-    coom,
-    cnomem,
-    cnofail,
-    brate,
-    border_cum,
-    bhold,
-    bflags0,
-    bflags1,
-    ti,
-    tf,
-    tk,
-    pm,
-    mf,
-    mi,
-    ht,
-    hp,
-    ho,
-    tree,
-    times,
-    out,
-):
-    """Simulate episode ``e`` into ``out`` (one row). Returns 0, or 1 if the hold heap overflowed."""
+    seed, e, P, D, class_cum, order_cum, cflags0, cflags1, creclaim, coom, cnomem, cnofail,
+    brate, border_cum, bhold, bflags0, bflags1,
+    ti, tf, tk, pm, mf, mi, ht, hp, ho, tree, times, hold_t, hold_p, kb, bidx, bfail, rs, mf2, mi2, rs2, out,
+):  # fmt: skip
+    """Simulate episode ``e`` into ``out`` (one row).
+
+    Returns 0, 1 if the bystander hold heap is too small, or 2 if the
+    per-thread hold pool is too small (the caller grows it and reruns the
+    episode, which is a pure function of ``(seed, e)``).
+    """
     W = int(P[P_W])
     highatomic = int(P[P_HIGHATOMIC])
     V = int(P[P_VICTIMS])
@@ -380,7 +489,6 @@ def _episode(
     max_stall = 0.0
     full_res = 0
     rekills = 0
-    gave_up = 0
     events = 0
     truncated = 0
 
@@ -396,13 +504,8 @@ def _episode(
         nr = int(math.floor(anon * rss))
         mi[MI_NN, v] = rss - nr
         mi[MI_NR, v] = nr
-        mi[MI_IN, v] = 0
-        mi[MI_IR, v] = 0
-        mi[MI_ALIVE, v] = 0
-        mi[MI_TD, v] = 0
-        mi[MI_RP, v] = 0
-        mi[MI_SKIP, v] = 0
-        mi[MI_DONE, v] = 0
+        for r in range(MI_IN, NMI):
+            mi[r, v] = 0
         mf[MF_XN, v] = 0.0
         mf[MF_XR, v] = 0.0
         mf[MF_T, v] = 0.0
@@ -437,6 +540,8 @@ def _episode(
     for i in range(L):
         times[i] = INF
 
+    hoff = 0
+    hcap = hold_t.shape[0]
     for j in range(T):
         v = ti[TI_MM, j]
         s = ti[TI_S, j]
@@ -455,36 +560,46 @@ def _episode(
         ti[TI_LASTG, j] = 0
         ti[TI_RDRAW, j] = 0
         ti[TI_PHASE, j] = PH_START
+        ti[TI_HOFF, j] = hoff
+        if hoff + n > hcap:
+            return 2
+        for r in range(n):
+            hold_t[hoff + r] = INF
+        hoff += n
         tf[TF_START, j] = 0.0
+        tf[TF_HMIN, j] = INF
         if inal:
-            times[j] = 0.0
+            tf[TF_ACT, j] = 0.0
         else:
-            times[j] = _dist(D, D_WAKE, kw, 1) + _dist(D, D_GAP, kw, 3)
+            tf[TF_ACT, j] = _dist(D, D_WAKE, kw, 1) + _dist(D, D_GAP, kw, 3)
+        times[j] = tf[TF_ACT, j]
 
     # bystanders
-    kb = np.zeros(NCLS, dtype=np.uint64)
-    bidx = np.zeros(NCLS, dtype=np.int64)
-    bfail = np.zeros(NCLS, dtype=np.int64)
+    bmax = 1  # largest bystander request that can occur
     for c in range(NCLS):
+        bidx[c] = 0
+        bfail[c] = 0
         if brate[c] > 0.0:
             kb[c] = stream_key(seed, e, TAG_BYST | np.uint64(c))
             times[S_BYST + c] = exponential(kb[c], 0, 1.0 / brate[c])
+            for k in range(NORD):
+                if border_cum[c, k] > (border_cum[c, k - 1] if k > 0 else 0.0) and (1 << k) > bmax:
+                    bmax = 1 << k
 
     # reaper
     kr = stream_key(seed, e, TAG_REAPER)
-    rp_mm = 0
-    rp_att = 0
-    rp_draw = 1
-    rp_wait = False
-    rp_giveup = False
+    for r in range(NRS):
+        rs[r] = 0
+    rs[RS_DRAW] = 1
+    rs[RS_LOCK] = LOCK_FREE
     if reaper_on:
         times[S_REAP] = P[P_REAPER_EXTRA] + _dist(D, D_REAPDELAY, kr, 0)
-    lock = LOCK_FREE
 
     nheap = 0
     alive = T
     mm_done = 0
     t_end = horizon
+    next_check = -1  # F at which the post-victim shortcut is tried next
     _tree_init(tree, times, L)
 
     while True:
@@ -501,16 +616,36 @@ def _episode(
         if slot < T:
             # ------------------------------------------------ victim thread
             j = slot
-            ph = ti[TI_PHASE, j]
             kw = tk[0, j]
+            if tf[TF_HMIN, j] <= tf[TF_ACT, j]:
+                # one of its allocations is freed (hold_us after the grant)
+                off = ti[TI_HOFF, j]
+                n = ti[TI_NREQ, j]
+                hm = INF
+                for r in range(n):
+                    if hold_t[off + r] == t:
+                        pg = hold_p[off + r]
+                        F += pg
+                        freed_hold += pg
+                        ti[TI_HELD, j] -= pg
+                        hold_t[off + r] = INF
+                    elif hold_t[off + r] < hm:
+                        hm = hold_t[off + r]
+                tf[TF_HMIN, j] = hm
+                times[j] = min(hm, tf[TF_ACT, j])
+                _tree_update(tree, times, L, j)
+                continue
+            ph = ti[TI_PHASE, j]
             act = 0  # 0: nothing more; 1: try (first); 2: try (again); 3: post-pass
             if ph == PH_START:
                 if ti[TI_REQ, j] >= ti[TI_NREQ, j]:
-                    # exit
+                    # exit: free what it still holds and its stack
                     F += ti[TI_HELD, j] + stack
                     freed_exit += ti[TI_HELD, j] + stack
                     ti[TI_HELD, j] = 0
                     ti[TI_PHASE, j] = PH_DONE
+                    tf[TF_ACT, j] = INF
+                    tf[TF_HMIN, j] = INF
                     times[j] = INF
                     _tree_update(tree, times, L, j)
                     alive -= 1
@@ -538,10 +673,10 @@ def _episode(
                 ti[TI_ROUNDS, j] += 1
                 act = 2
             elif ph == PH_LOCK:
-                lock = LOCK_FREE
-                if rp_wait:
-                    rp_wait = False
-                    lock = LOCK_REAPER
+                rs[RS_LOCK] = LOCK_FREE
+                if rs[RS_WAIT] == 1:
+                    rs[RS_WAIT] = 0
+                    rs[RS_LOCK] = LOCK_REAPER
                     times[S_REAP] = t
                     _tree_update(tree, times, L, S_REAP)
                 act = 3
@@ -552,6 +687,7 @@ def _episode(
                 cls = ti[TI_CLS, j]
                 k = ti[TI_ORDER, j]
                 done = -1  # -1 pending, 0 failed, 1 granted
+                nxt = INF
                 if act == 3:
                     # victim exit after an OOM-killer pass
                     isv = ti[TI_TGRANT, j] if vtest == sem.VICTIM_TIF else pm[ti[TI_PROC, j]]
@@ -592,13 +728,12 @@ def _episode(
                         if usedg and F < min_grant:
                             min_grant = F
                         ti[TI_HELD, j] += size
-                        if nheap >= heap_cap:
-                            return 1
                         r = ti[TI_REQ, j]
-                        _heap_push(ht, hp, ho, nheap, t + _dist(D, D_HOLD, kw, 10 + 4 * r), size, j)
-                        nheap += 1
-                        times[S_HOLD] = ht[0]
-                        _tree_update(tree, times, L, S_HOLD)
+                        he = t + _dist(D, D_HOLD, kw, 10 + 4 * r)
+                        hold_t[ti[TI_HOFF, j] + r] = he
+                        hold_p[ti[TI_HOFF, j] + r] = size
+                        if he < tf[TF_HMIN, j]:
+                            tf[TF_HMIN, j] = he
                         done = 1
                     elif creclaim[cls] == 0:
                         done = 0
@@ -608,12 +743,11 @@ def _episode(
                         ti[TI_PHASE, j] = PH_RECLAIM
                         d = ti[TI_RDRAW, j]
                         ti[TI_RDRAW, j] = d + 1
-                        times[j] = t + _dist(D, D_RECLAIM, tk[1, j], d)
-                        _tree_update(tree, times, L, j)
+                        nxt = t + _dist(D, D_RECLAIM, tk[1, j], d)
                     else:
                         # ---- the OOM-killer pass
-                        if lock == LOCK_FREE:
-                            lock = j
+                        if rs[RS_LOCK] == LOCK_FREE:
+                            rs[RS_LOCK] = j
                             v = ti[TI_MM, j]
                             if mi[MI_SKIP, v] == 0:
                                 # dying-task shortcut: mark_oom_victim(current)
@@ -630,11 +764,10 @@ def _episode(
                                 if nskip == V:
                                     rekills += 1
                             ti[TI_PHASE, j] = PH_LOCK
-                            times[j] = t + lock_hold
+                            nxt = t + lock_hold
                         else:
                             ti[TI_PHASE, j] = PH_JIFFY
-                            times[j] = t + jiffy
-                        _tree_update(tree, times, L, j)
+                            nxt = t + jiffy
                 if done >= 0:
                     w = t - tf[TF_START, j]
                     if w > max_stall:
@@ -646,20 +779,18 @@ def _episode(
                     r = ti[TI_REQ, j]
                     ti[TI_REQ, j] = r + 1
                     ti[TI_PHASE, j] = PH_START
-                    times[j] = t + _dist(D, D_GAP, kw, 11 + 4 * r)
-                    _tree_update(tree, times, L, j)
+                    nxt = t + _dist(D, D_GAP, kw, 11 + 4 * r)
+            else:
+                nxt = tf[TF_ACT, j]  # exited (INF)
+            tf[TF_ACT, j] = nxt
+            times[j] = min(nxt, tf[TF_HMIN, j])
+            _tree_update(tree, times, L, j)
         elif slot == S_HOLD:
             pg = hp[0]
-            ow = ho[0]
             _heap_pop(ht, hp, ho, nheap)
             nheap -= 1
-            if ow < 0:
-                F += pg
-                freed_byst += pg
-            elif ti[TI_PHASE, ow] != PH_DONE:
-                F += pg
-                freed_hold += pg
-                ti[TI_HELD, ow] -= pg
+            F += pg
+            freed_byst += pg
             times[S_HOLD] = ht[0] if nheap > 0 else INF
             _tree_update(tree, times, L, S_HOLD)
         elif slot < S_REAP:
@@ -696,90 +827,74 @@ def _episode(
             _tree_update(tree, times, L, slot)
         elif slot == S_REAP:
             # ------------------------------------------------ OOM reaper
-            times[S_REAP] = INF
-            if rp_giveup:
-                # the sleep after the last failed attempt is over: give up on this mm
-                rp_giveup = False
-                gave_up = 1
-                mi[MI_SKIP, rp_mm] = 1
-                rp_mm += 1
-                rp_att = 0
-            while True:
-                while rp_mm < V and (mi[MI_SKIP, rp_mm] == 1 or mi[MI_DONE, rp_mm] == 1):
-                    rp_mm += 1
-                    rp_att = 0
-                if rp_mm >= V:
-                    if lock == LOCK_REAPER:
-                        lock = LOCK_FREE
-                    break
-                if reaper_lock and lock != LOCK_REAPER:
-                    if lock != LOCK_FREE:
-                        rp_wait = True
-                        break
-                    lock = LOCK_REAPER
-                u = uniform(kr, rp_draw)
-                rp_draw += 1
-                rp_att += 1
-                if u <= lock_p:
-                    v = rp_mm
-                    freed = _mm_advance(v, t, mf, mi, td_rate, rp_rate)
-                    F += freed
-                    freed_mm += freed
-                    mf[MF_T, v] = t
-                    mi[MI_RP, v] = 1
-                    times[S_MM + v] = _mm_next(v, mf, mi, td_rate, rp_rate)
-                    _tree_update(tree, times, L, S_MM + v)
-                    break
-                if lock == LOCK_REAPER:
-                    lock = LOCK_FREE
-                if rp_att >= retries:
-                    rp_giveup = True  # oom_reap_task sleeps HZ/10 after the last failure too
-                times[S_REAP] = t + retry_us
-                break
+            tr, freed, ch = _reaper_event(t, rs, mi, mf, V, kr, lock_p, retries, retry_us, reaper_lock,
+                                          td_rate, rp_rate)  # fmt: skip
+            F += freed
+            freed_mm += freed
+            times[S_REAP] = tr
             _tree_update(tree, times, L, S_REAP)
+            if ch >= 0:
+                times[S_MM + ch] = _mm_next(ch, mf, mi, td_rate, rp_rate)
+                _tree_update(tree, times, L, S_MM + ch)
         else:
             # ------------------------------------------------ mm pool event
             v = slot - S_MM
-            freed = _mm_advance(v, t, mf, mi, td_rate, rp_rate)
+            freed, nx, wake, dn = _mm_event(t, v, rs, mi, mf, td_rate, rp_rate)
             F += freed
             freed_mm += freed
-            nn = mi[MI_NN, v]
-            nr = mi[MI_NR, v]
-            # snap pools that were due now
-            if mi[MI_TD, v] == 1 and mi[MI_IN, v] < nn and mf[MF_XN, v] >= nn - 1e-6 * (1.0 + nn):
-                F += nn - mi[MI_IN, v]
-                freed_mm += nn - mi[MI_IN, v]
-                mi[MI_IN, v] = nn
-                mf[MF_XN, v] = float(nn)
-            if mi[MI_IR, v] < nr and mf[MF_XR, v] >= nr - 1e-6 * (1.0 + nr):
-                F += nr - mi[MI_IR, v]
-                freed_mm += nr - mi[MI_IR, v]
-                mi[MI_IR, v] = nr
-                mf[MF_XR, v] = float(nr)
-            if mi[MI_RP, v] == 1 and mi[MI_IR, v] >= nr:
-                # the reaper has reaped everything: MMF_OOM_SKIP, next mm
-                mi[MI_RP, v] = 0
-                mi[MI_SKIP, v] = 1
-                if lock == LOCK_REAPER:
-                    lock = LOCK_FREE
-                rp_mm += 1
-                rp_att = 0
-                times[S_REAP] = t
-                _tree_update(tree, times, L, S_REAP)
-            if mi[MI_TD, v] == 1 and mi[MI_IN, v] >= nn and mi[MI_IR, v] >= nr and mi[MI_DONE, v] == 0:
-                mi[MI_DONE, v] = 1
-                mi[MI_SKIP, v] = 1
-                mi[MI_TD, v] = 0
-                mi[MI_RP, v] = 0
-                mf[MF_DONE_T, v] = t
-                mm_done += 1
-                times[slot] = INF
-            else:
-                times[slot] = _mm_next(v, mf, mi, td_rate, rp_rate)
+            mm_done += dn
+            times[slot] = nx
             _tree_update(tree, times, L, slot)
-        if alive == 0 and mm_done == V:
-            t_end = t
-            break
+            if wake >= 0.0:
+                times[S_REAP] = wake
+                _tree_update(tree, times, L, S_REAP)
+        if alive == 0:
+            if mm_done == V:
+                t_end = t
+                break
+            # ---- post-victim shortcut. Only the mm pools, the reaper and the
+            # bystanders remain, and the first two do not depend on F. If the
+            # bystanders' requests until the end cannot take F down to any
+            # watermark, to min_free or to the floor even if none were freed,
+            # no outcome can change: finish the drain without them (exact).
+            for v in range(V):
+                if mi[MI_TD, v] == 1 or mi[MI_RP, v] == 1:
+                    freed = _mm_advance(v, t, mf, mi, td_rate, rp_rate)
+                    F += freed
+                    freed_mm += freed
+            if F >= next_check:
+                for v in range(V):
+                    for r in range(NMI):
+                        mi2[r, v] = mi[r, v]
+                    for r in range(NMF):
+                        mf2[r, v] = mf[r, v]
+                    mf2[MF_NEXT, v] = times[S_MM + v]
+                for r in range(NRS):
+                    rs2[r] = rs[r]
+                t_drain, _ = _drain(t, times[S_REAP], V, rs2, mi2, mf2, horizon, kr, lock_p, retries, retry_us,
+                                    reaper_lock, td_rate, rp_rate)  # fmt: skip
+                t_stop = min(t_drain, horizon)
+                room = min(F - bmax - highatomic - W - 1, F - min_free, F - floor_ - 1)
+                need = 0
+                for c in range(NCLS):
+                    if brate[c] > 0.0 and need <= room:
+                        ta = times[S_BYST + c]
+                        i = bidx[c]
+                        while ta <= t_stop and need <= room:
+                            k = choose(border_cum[c], uniform(kb[c], 3 * i + 1))
+                            need += 1 << k
+                            i += 1
+                            ta += exponential(kb[c], 3 * i, 1.0 / brate[c])
+                if need <= room:
+                    for v in range(V):
+                        mf[MF_NEXT, v] = times[S_MM + v]
+                    t_fin, freed = _drain(t, times[S_REAP], V, rs, mi, mf, horizon, kr, lock_p, retries, retry_us,
+                                          reaper_lock, td_rate, rp_rate)  # fmt: skip
+                    F += freed
+                    freed_mm += freed
+                    t_end = min(t_fin, horizon)
+                    break
+                next_check = F + max(64, F - W)
 
     if t_end >= horizon or truncated == 1:
         stalled = 1
@@ -804,7 +919,7 @@ def _episode(
     out[O_STALL] = stalled
     out[O_MAXSTALL] = max_stall
     out[O_RESOLVE] = resolve
-    out[O_GAVEUP] = gave_up
+    out[O_GAVEUP] = rs[RS_GAVEUP]
     out[O_FULLRES] = full_res
     out[O_REKILL] = rekills
     out[O_W] = W
@@ -828,7 +943,7 @@ def _episode(
 
 
 @njit
-def _alloc_ws(capT, capP, V, capH):
+def _alloc_ws(capT, capP, V, capH, capR):
     ti = np.zeros((NTI, capT), dtype=np.int64)
     tf = np.zeros((NTF, capT), dtype=np.float64)
     tk = np.zeros((2, capT), dtype=np.uint64)
@@ -843,32 +958,23 @@ def _alloc_ws(capT, capP, V, capH):
         L <<= 1
     tree = np.zeros(2 * L, dtype=np.int64)
     times = np.zeros(L, dtype=np.float64)
-    return ti, tf, tk, pm, mf, mi, ht, hp, ho, tree, times
+    hold_t = np.zeros(capR, dtype=np.float64)
+    hold_p = np.zeros(capR, dtype=np.int64)
+    kb = np.zeros(NCLS, dtype=np.uint64)
+    bidx = np.zeros(NCLS, dtype=np.int64)
+    bfail = np.zeros(NCLS, dtype=np.int64)
+    rs = np.zeros(NRS, dtype=np.int64)
+    mf2 = np.zeros((NMF, V), dtype=np.float64)
+    mi2 = np.zeros((NMI, V), dtype=np.int64)
+    rs2 = np.zeros(NRS, dtype=np.int64)
+    return ti, tf, tk, pm, mf, mi, ht, hp, ho, tree, times, hold_t, hold_p, kb, bidx, bfail, rs, mf2, mi2, rs2
 
 
 @njit(parallel=True)
 def run_block(
-    seed,
-    start,
-    n,
-    nblocks,
-    P,
-    D,
-    class_cum,
-    order_cum,
-    cflags0,
-    cflags1,
-    creclaim,
-    coom,
-    cnomem,
-    cnofail,
-    brate,
-    border_cum,
-    bhold,
-    bflags0,
-    bflags1,
-    out,
-):
+    seed, start, n, nblocks, P, D, class_cum, order_cum, cflags0, cflags1, creclaim, coom, cnomem, cnofail,
+    brate, border_cum, bhold, bflags0, bflags1, out,
+):  # fmt: skip
     """Fill ``out[i]`` with the outcomes of episode ``start + i`` for ``i < n``.
 
     ``prange`` runs over ``nblocks`` contiguous blocks; each block allocates
@@ -882,24 +988,29 @@ def run_block(
         capT = 64
         capP = 4
         capH = 256
-        ws = _alloc_ws(capT, capP, V, capH)
+        capR = 512
+        ws = _alloc_ws(capT, capP, V, capH, capR)
         for i in range(lo, hi):
             e = start + i
             T, NP = count_threads(seed, e, P, D)
             if T > capT or NP > capP:
                 capT = max(capT, T)
                 capP = max(capP, NP)
-                ws = _alloc_ws(capT, capP, V, capH)
+                ws = _alloc_ws(capT, capP, V, capH, capR)
             while True:
                 st = _episode(
                     seed, e, P, D, class_cum, order_cum, cflags0, cflags1, creclaim, coom, cnomem, cnofail,
                     brate, border_cum, bhold, bflags0, bflags1,
-                    ws[0], ws[1], ws[2], ws[3], ws[4], ws[5], ws[6], ws[7], ws[8], ws[9], ws[10], out[i],
+                    ws[0], ws[1], ws[2], ws[3], ws[4], ws[5], ws[6], ws[7], ws[8], ws[9], ws[10], ws[11], ws[12],
+                    ws[13], ws[14], ws[15], ws[16], ws[17], ws[18], ws[19], out[i],
                 )  # fmt: skip
                 if st == 0:
                     break
-                capH *= 2
-                ws = _alloc_ws(capT, capP, V, capH)
+                if st == 1:
+                    capH *= 2
+                else:
+                    capR *= 2
+                ws = _alloc_ws(capT, capP, V, capH, capR)
 
 
 # ================================================================ Python side
