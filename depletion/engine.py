@@ -797,7 +797,7 @@ def _episode(
             # ------------------------------------------------ bystander arrival
             c = slot - S_BYST
             i = bidx[c]
-            k = choose(border_cum[c], uniform(kb[c], 3 * i + 1))
+            k = choose(border_cum[c], uniform(kb[c], 3 * i + 1)) if border_cum[c, 0] < 1.0 else 0
             for v in range(V):
                 if mi[MI_TD, v] == 1 or mi[MI_RP, v] == 1:
                     freed = _mm_advance(v, t, mf, mi, td_rate, rp_rate)
@@ -862,7 +862,8 @@ def _episode(
                     freed = _mm_advance(v, t, mf, mi, td_rate, rp_rate)
                     F += freed
                     freed_mm += freed
-            if F >= next_check:
+            room = min(F - bmax - highatomic - W - 1, F - min_free, F - floor_ - 1)
+            if F >= next_check and room >= 0:
                 for v in range(V):
                     for r in range(NMI):
                         mi2[r, v] = mi[r, v]
@@ -874,14 +875,13 @@ def _episode(
                 t_drain, _ = _drain(t, times[S_REAP], V, rs2, mi2, mf2, horizon, kr, lock_p, retries, retry_us,
                                     reaper_lock, td_rate, rp_rate)  # fmt: skip
                 t_stop = min(t_drain, horizon)
-                room = min(F - bmax - highatomic - W - 1, F - min_free, F - floor_ - 1)
                 need = 0
                 for c in range(NCLS):
                     if brate[c] > 0.0 and need <= room:
                         ta = times[S_BYST + c]
                         i = bidx[c]
                         while ta <= t_stop and need <= room:
-                            k = choose(border_cum[c], uniform(kb[c], 3 * i + 1))
+                            k = choose(border_cum[c], uniform(kb[c], 3 * i + 1)) if border_cum[c, 0] < 1.0 else 0
                             need += 1 << k
                             i += 1
                             ta += exponential(kb[c], 3 * i, 1.0 / brate[c])
@@ -894,7 +894,8 @@ def _episode(
                     freed_mm += freed
                     t_end = min(t_fin, horizon)
                     break
-                next_check = F + max(64, F - W)
+            if F >= next_check:
+                next_check = max(F + 64, 2 * F - W, W + highatomic + bmax + 65)
 
     if t_end >= horizon or truncated == 1:
         stalled = 1
