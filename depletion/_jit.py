@@ -17,7 +17,8 @@ cheap; the kernels import this module only when first used.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 JIT_OPTIONS: dict[str, Any] = {
     "cache": True,

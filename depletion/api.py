@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,7 +91,7 @@ class Result:
         pols = list(self.policies)
         rows: list[list[str]] = []
         first = next(iter(self.policies.values()))
-        for name, est in first.items():
+        for name in first:
             row = [name]
             for p in pols:
                 e = self.policies[p][name]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -40,11 +40,11 @@ def _overrides(items: list[str] | None) -> dict:
 
 @app.command()
 def run(
-    scenario: Annotated[Optional[Path], typer.Argument(help="TOML scenario file; default: MODEL.md defaults")] = None,
-    policy: Annotated[Optional[list[str]], typer.Option("--policy", "-p", help="policy (repeatable)")] = None,
+    scenario: Annotated[Path | None, typer.Argument(help="TOML scenario file; default: MODEL.md defaults")] = None,
+    policy: Annotated[list[str] | None, typer.Option("--policy", "-p", help="policy (repeatable)")] = None,
     episodes: Annotated[int, typer.Option("--episodes", "-n", help="episodes per policy")] = 100_000,
     seed: Annotated[int, typer.Option("--seed", "-s", help="random seed")] = 0,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="name=value override (TOML value)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="name=value override (TOML value)")] = None,
     json_: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     ci_method: Annotated[str, typer.Option("--ci-method", help="wilson, clopper-pearson or jeffreys")] = "wilson",
     confidence: Annotated[float, typer.Option("--confidence", help="interval level")] = 0.95,
@@ -71,10 +71,12 @@ def run(
 
 @app.command()
 def bench(
-    scenario: Annotated[Optional[Path], typer.Argument(help="TOML scenario; default: configs/default.toml values")] = None,
+    scenario: Annotated[Path | None, typer.Argument(help="TOML scenario; default: configs/default.toml values")] = None,
     episodes: Annotated[int, typer.Option("--episodes", "-n", help="episodes per policy and timing")] = 200_000,
-    policy: Annotated[Optional[list[str]], typer.Option("--policy", "-p", help="policy (repeatable)")] = None,
-    reference_episodes: Annotated[int, typer.Option("--reference-episodes", help="episodes for the Python reference (0: skip)")] = 200,
+    policy: Annotated[list[str] | None, typer.Option("--policy", "-p", help="policy (repeatable)")] = None,
+    reference_episodes: Annotated[
+        int, typer.Option("--reference-episodes", help="episodes for the Python reference (0: skip)")
+    ] = 200,
     json_: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Measure speed: episodes/s per core, thread speed-up, start-up, ratio to the reference."""
@@ -96,12 +98,25 @@ def bench(
 
 
 def main() -> None:
-    """Entry point of the ``depletion`` script."""
+    """Entry point of the ``depletion`` script: usage errors become one ``error:`` line, exit 2."""
     try:
-        app()
+        rv = app(standalone_mode=False)
     except DepletionError as e:  # pragma: no cover - commands catch their own
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except Exception as e:
+        # Click's usage errors (typer vendors Click in recent versions, so match by shape)
+        code = getattr(e, "exit_code", None)
+        if type(e).__name__ == "NoArgsIsHelpError":
+            sys.exit(0)  # `depletion` alone: the help was printed
+        if isinstance(code, int) and hasattr(e, "format_message"):
+            print(f"error: {e.format_message()}", file=sys.stderr)
+            sys.exit(code)
+        if type(e).__name__ == "Abort":
+            print("error: interrupted", file=sys.stderr)
+            sys.exit(130)
+        raise
+    sys.exit(rv if isinstance(rv, int) else 0)
 
 
 if __name__ == "__main__":

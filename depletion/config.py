@@ -13,9 +13,10 @@ from __future__ import annotations
 import copy
 import math
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from depletion.errors import DepletionError
 from depletion.semantics import CLASSES, POLICY_NAMES, parse_policy
@@ -63,7 +64,9 @@ SPECS: dict[str, Spec] = {
     "anon_fraction": Spec("float", 0.9, 0.0, 1.0, doc="reapable fraction of rss"),
     "in_allocator_frac": Spec("float", 0.25, 0.0, 1.0, doc="P(thread is mid-request at t=0)"),
     "wake_us": Spec("dist", _exp(200.0), 0, 1e12, "exponential", doc="time to start the exit path"),
-    "exit_allocs": Spec("dist", {"dist": "poisson", "mean": 4.0}, 0, 1e6, "poisson", True, doc="requests on the way out"),
+    "exit_allocs": Spec(
+        "dist", {"dist": "poisson", "mean": 4.0}, 0, 1e6, "poisson", True, doc="requests on the way out"
+    ),
     "exit_gap_us": Spec("dist", _exp(50.0), 0, 1e12, "exponential", doc="gap between requests"),
     "order_probs": Spec("orders", [0.90, 0.07, 0.02, 0.01], doc="P(order k) of victim requests"),
     "class_probs": Spec(
@@ -131,7 +134,7 @@ class Scenario:
         """The resolved parameters as plain JSON-able data."""
         return copy.deepcopy(self.params)
 
-    def with_overrides(self, overrides: Mapping[str, Any] | None = None, **kw: Any) -> "Scenario":
+    def with_overrides(self, overrides: Mapping[str, Any] | None = None, **kw: Any) -> Scenario:
         """A new scenario with ``overrides`` (dotted names allowed) applied."""
         raw = copy.deepcopy(self.params)
         merged = dict(overrides or {})
@@ -165,15 +168,18 @@ def _dist(key: str, v: Any, spec: Spec) -> dict:
         return {"dist": spec.family, "mean": float(v)}
     if not isinstance(v, Mapping):
         raise DepletionError(
-            f"{key}: expected a number or an inline table like {{dist = \"exponential\", mean = 200}}, got {_type_name(v)}"
+            f"{key}: expected a number or an inline table like "
+            f"{{dist = \"exponential\", mean = 200}}, got {_type_name(v)}"
         )
     name = v.get("dist")
-    if name not in DIST_PARAMS:
+    if not isinstance(name, str) or name not in DIST_PARAMS:
         raise DepletionError(f"{key}.dist: unknown distribution {name!r}; allowed: {', '.join(DIST_PARAMS)}")
     want = DIST_PARAMS[name]
     extra = set(v) - set(want) - {"dist"}
     if extra:
-        raise DepletionError(f"{key}: unknown key(s) {', '.join(sorted(extra))} for dist {name!r}; allowed: {', '.join(want)}")
+        raise DepletionError(
+            f"{key}: unknown key(s) {', '.join(sorted(extra))} for dist {name!r}; allowed: {', '.join(want)}"
+        )
     out: dict[str, Any] = {"dist": name}
     for p in want:
         if p not in v:
@@ -266,7 +272,9 @@ def _value(key: str, v: Any, spec: Spec) -> Any:
         if isinstance(v, str):
             v = [v]
         if not isinstance(v, list) or not v:
-            raise DepletionError(f"{key}: expected a non-empty list of policy names; allowed: {', '.join(POLICY_NAMES)}")
+            raise DepletionError(
+                f"{key}: expected a non-empty list of policy names; allowed: {', '.join(POLICY_NAMES)}"
+            )
         for p in v:
             try:
                 parse_policy(p)
@@ -342,15 +350,25 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _set_dotted(d: dict, key: str, v: Any) -> None:
+    if not isinstance(key, str):
+        raise DepletionError(f"{key!r}: a parameter name must be a string")
     parts = key.split(".")
     if parts[0] == "bystanders" and len(parts) == 3:
         if parts[1] not in CLASSES:
             raise DepletionError(f"{key}: unknown class {parts[1]!r}; allowed: {', '.join(CLASSES)}")
-        d.setdefault("bystanders", {}).setdefault(parts[1], {})[parts[2]] = v
+        # the file (or an earlier override) may hold a non-table here: say so, do not crash
+        tables = d.get("bystanders", {})
+        if not isinstance(tables, Mapping):
+            raise DepletionError(f"bystanders: expected a table of classes; allowed: {', '.join(CLASSES)}")
+        table = tables.get(parts[1], {})
+        if not isinstance(table, Mapping):
+            raise DepletionError(f"bystanders.{parts[1]}: expected a table with keys {', '.join(BYSTANDER_KEYS)}")
+        d["bystanders"] = {**tables, parts[1]: {**table, parts[2]: v}}
         return
     if len(parts) != 1:
         raise DepletionError(
-            f"{key}: unknown parameter; dotted names are bystanders.CLASS.KEY with KEY one of {', '.join(BYSTANDER_KEYS)}"
+            f"{key}: unknown parameter; dotted names are bystanders.CLASS.KEY "
+            f"with KEY one of {', '.join(BYSTANDER_KEYS)}"
         )
     d[key] = v
 
@@ -369,7 +387,10 @@ def parse_set(item: str) -> tuple[str, Any]:
         if t and all(ch.isalnum() or ch in "_:.-" for ch in t):
             val = t
         else:
-            raise DepletionError(f"--set {name}: {txt!r} is not a TOML value (e.g. 64, 0.5, true, \"x\", {{dist = \"fixed\", value = 1}})") from None
+            raise DepletionError(
+                f"--set {name}: {txt!r} is not a TOML value "
+                f"(e.g. 64, 0.5, true, \"x\", {{dist = \"fixed\", value = 1}})"
+            ) from None
     return name, val
 
 

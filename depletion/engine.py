@@ -14,8 +14,9 @@ The rules simulated are MODEL.md sections 2-13 as read in
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from numba import prange
@@ -105,6 +106,9 @@ DIST_ORDER = (
     "reaper_delay_us",
 )
 NORD = MAX_ORDER + 1
+
+#: the watermark check of :mod:`depletion.semantics`, compiled for the kernels
+watermark_ok = njit(sem.watermark_ok)
 NCLS = sem.N_CLASSES
 
 # stream tags (top bits of the stream id)
@@ -709,12 +713,12 @@ def _episode(
                     ok = False
                     usedg = False
                     if act == 1 or not hasg:
-                        ok = sem.watermark_ok(F, k, W, own, era, highatomic, oom_frac)
+                        ok = watermark_ok(F, k, W, own, era, highatomic, oom_frac)
                         if not ok and (own & sem.ALLOC_NO_WATERMARKS) != 0:
                             exhausted = 1
                     if not ok and hasg:
                         usedg = True
-                        ok = sem.watermark_ok(F, k, W, gflags, era, highatomic, oom_frac)
+                        ok = watermark_ok(F, k, W, gflags, era, highatomic, oom_frac)
                         if not ok and nograntfull:
                             exhausted = 1
                     ti[TI_LASTG, j] = 1 if usedg else 0
@@ -804,7 +808,7 @@ def _episode(
                     F += freed
                     freed_mm += freed
             fl = bflags0[c] if k == 0 else bflags1[c]
-            if sem.watermark_ok(F, k, W, fl, era, highatomic, oom_frac):
+            if watermark_ok(F, k, W, fl, era, highatomic, oom_frac):
                 size = 1 << k
                 F -= size
                 allocated += size
@@ -1145,7 +1149,9 @@ def simulate_rows(inputs: Inputs, seed: int, start: int, n: int, nblocks: int | 
     return out
 
 
-def run_episodes(params: Mapping[str, Any], policy: str, episodes: int, seed: int, start: int = 0) -> dict[str, np.ndarray]:
+def run_episodes(
+    params: Mapping[str, Any], policy: str, episodes: int, seed: int, start: int = 0
+) -> dict[str, np.ndarray]:
     """Per-episode outcome arrays for one policy (all columns of :data:`OUTCOLS`).
 
     Parameters

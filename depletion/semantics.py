@@ -13,8 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from depletion._jit import njit
-
 # --- allocation flags (model bits, not the kernel's numeric values) --------
 ALLOC_WMARK_MIN = 0  # plain watermark check at min
 ALLOC_HIGH = 1  # __GFP_HIGH (v4.x ALLOC_HIGH)
@@ -100,7 +98,6 @@ def class_flags(cls: str, era: int, order: int = 0) -> int:
     return ALLOC_WMARK_MIN
 
 
-@njit
 def watermark_ok(free: int, order: int, wmin: int, flags: int, era: int, highatomic: int, oom_frac: float) -> bool:
     """The zone watermark check for one request (MODEL.md section 3).
 
@@ -126,6 +123,11 @@ def watermark_ok(free: int, order: int, wmin: int, flags: int, era: int, highato
     -------
     bool
         Whether the request passes.
+
+    Notes
+    -----
+    Plain Python so that importing the package does not import Numba; the
+    engine compiles it (``depletion.engine.watermark_ok``).
     """
     size = 1 << order
     if flags & ALLOC_NO_WATERMARKS:
@@ -216,7 +218,9 @@ def parse_policy(name: str) -> Policy:
         return Policy(name, ERA_V4_14, ALLOC_OOM, SCOPE_PROCESS, VICTIM_PROCESS, False, True, True, 0.0, -1.0)
     if name == "nommu":
         # ALLOC_OOM == ALLOC_NO_WATERMARKS and only TIF_MEMDIE threads get it; no reaper
-        return Policy(name, ERA_V4_14, ALLOC_NO_WATERMARKS, SCOPE_THREAD, VICTIM_PROCESS, False, False, False, 0.0, -1.0)
+        return Policy(
+            name, ERA_V4_14, ALLOC_NO_WATERMARKS, SCOPE_THREAD, VICTIM_PROCESS, False, False, False, 0.0, -1.0
+        )
     if name == "v6":
         return Policy(name, ERA_V6, ALLOC_OOM, SCOPE_PROCESS, VICTIM_PROCESS, False, True, False, 2_000_000.0, -1.0)
     if name.startswith("fraction:"):

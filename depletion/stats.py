@@ -20,9 +20,10 @@ QUANTILES = (0.5, 0.9, 0.99)
 
 
 def _z(confidence: float) -> float:
-    from scipy.stats import norm
+    # the standard library's inverse normal CDF: no scipy import on the hot start-up path
+    from statistics import NormalDist
 
-    return float(norm.ppf(0.5 + confidence / 2.0))
+    return NormalDist().inv_cdf(0.5 + confidence / 2.0)
 
 
 def proportion_interval(k: int, n: int, confidence: float = 0.95, method: CIMethod = "wilson") -> tuple[float, float]:
@@ -98,6 +99,21 @@ LOG_LO, LOG_HI = -3, 16
 NBINS = (LOG_HI - LOG_LO) * BINS_PER_DECADE
 
 
+#: the moments are merged over fixed blocks of this many values, in episode order, so that
+#: the chunk size (and so the thread count) cannot change a single bit of the mean or sd
+MOMENT_BLOCK = 4096
+
+
+def _merge_moments(n: int, mean: float, m2: float, x: np.ndarray) -> tuple[int, float, float]:
+    """Chan et al.'s pairwise update of (count, mean, sum of squared deviations) with ``x``."""
+    m = int(x.shape[0])
+    cm = float(np.mean(x))
+    c2 = float(np.sum((x - cm) ** 2))
+    tot = n + m
+    d = cm - mean
+    return tot, mean + d * m / tot, m2 + c2 + d * d * n * m / tot
+
+
 @dataclass
 class NumericAcc:
     """Moments and a histogram of a numeric outcome, mergeable chunk by chunk.
@@ -105,30 +121,52 @@ class NumericAcc:
     ``integer=True`` keeps exact value counts (outcomes that are whole
     numbers with a modest range); otherwise values go into log-spaced bins
     (relative width ``10**(1/400) - 1``, about 0.6%), with zero kept apart.
+    Every result is the same bit for bit however the values are split into
+    chunks: moments are merged over fixed blocks of ``MOMENT_BLOCK`` values.
     """
 
     integer: bool
     n: int = 0
-    mean: float = 0.0
-    m2: float = 0.0
     lo: float = math.inf
     hi: float = -math.inf
     counts: dict = field(default_factory=dict)
     zeros: int = 0
     hist: np.ndarray | None = None
+    # moments of the full blocks so far, and the values of the open block
+    _bn: int = field(default=0, repr=False)
+    _bmean: float = field(default=0.0, repr=False)
+    _bm2: float = field(default=0.0, repr=False)
+    _open: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+
+    def _moments(self) -> tuple[int, float, float]:
+        if self._open.shape[0] == 0:
+            return self._bn, self._bmean, self._bm2
+        return _merge_moments(self._bn, self._bmean, self._bm2, self._open)
+
+    @property
+    def mean(self) -> float:
+        """Mean of all values added."""
+        return self._moments()[1]
+
+    @property
+    def m2(self) -> float:
+        """Sum of squared deviations from the mean."""
+        return self._moments()[2]
 
     def add(self, x: np.ndarray) -> None:
         """Add a chunk of values."""
+        x = np.asarray(x, dtype=np.float64)
         m = int(x.shape[0])
         if m == 0:
             return
-        cm = float(np.mean(x))
-        c2 = float(np.sum((x - cm) ** 2))
-        tot = self.n + m
-        d = cm - self.mean
-        self.mean += d * m / tot
-        self.m2 += c2 + d * d * self.n * m / tot
-        self.n = tot
+        self.n += m
+        buf = np.concatenate([self._open, x])
+        full = buf.shape[0] - buf.shape[0] % MOMENT_BLOCK
+        for s in range(0, full, MOMENT_BLOCK):
+            self._bn, self._bmean, self._bm2 = _merge_moments(
+                self._bn, self._bmean, self._bm2, buf[s : s + MOMENT_BLOCK]
+            )
+        self._open = buf[full:].copy()
         self.lo = min(self.lo, float(np.min(x)))
         self.hi = max(self.hi, float(np.max(x)))
         if self.integer:

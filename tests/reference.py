@@ -138,10 +138,17 @@ def class_flags(cls: str, era: str, order: int = 0) -> int:
 
 def watermark_ok(free_pages: int, order: int, flags: int, era: str, w: int, highatomic: int = 0,
                  frac: float = 0.5) -> bool:
-    """``__zone_watermark_ok`` at the min watermark ``w`` (MODEL.md section 3), integer arithmetic."""
+    """The watermark check at the min watermark ``w`` (MODEL.md section 3), integer arithmetic.
+
+    ``__zone_watermark_ok``, plus the order-0 fast path of v4.x ``zone_watermark_fast``
+    (model-notes, "Departures"): an order-0 request also passes when ``F > w`` and
+    ``F > highatomic`` (the free-list search then finds a page outside the highatomic blocks).
+    """
     size = 1 << order
     if flags & NO_WATERMARKS:
         return free_pages >= size
+    if order == 0 and era in ("v4.13", "v4.14") and free_pages > w and free_pages > highatomic:
+        return True
     free = free_pages - (size - 1)
     mn = w
     if era == "v6":
@@ -603,6 +610,8 @@ class _Episode:
         th.last_grant = use
         if self.attempt(th, t, flags, use):
             self.complete(th, t, False)
+        elif th.order > COSTLY_ORDER:
+            self.complete(th, t, True)  # costly orders never reach the OOM killer
         else:
             self.failed_try(th, t)
 
@@ -622,17 +631,17 @@ class _Episode:
         if y:
             self.give(y, "reclaim")
         th.rounds += 1
-        if th.order > COSTLY_ORDER:
-            self.complete(th, t, True)
-        else:
-            self.retry(th, t)
+        # __alloc_pages_direct_reclaim tries again after reclaiming; a costly order that still
+        # fails then gives up (retry() fails it) instead of going on to the OOM killer
+        self.retry(th, t)
 
     def oom_pass(self, th: _Thread, t: float) -> None:
         if self.lock is None:
             self.lock = th
             if not self.mms[th.mm].skip:
                 self.mark(th)  # the dying-task shortcut
-            elif th.cls in REKILL_CLASSES:
+            elif th.cls in REKILL_CLASSES and all(mm.skip for mm in self.mms):
+                # oom_evaluate_task aborts the scan while some victim mm is not yet MMF_OOM_SKIP
                 self.rekills += 1
             self.push(t + self.p["oom_lock_hold_us"], C_THREAD, th.idx, "oom", True)
         else:

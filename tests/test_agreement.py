@@ -14,11 +14,11 @@ seed and every outcome is compared:
 
 Sizes and significance: the reference is the bottleneck, so it runs
 ``N_REF = 400`` episodes per case and the engine ``N_ENGINE = 4000`` (more
-engine episodes add power at no cost). With about 10 cases x 15 outcomes the
-file makes at most ``N_COMPARISONS = 160`` tests; each uses
+engine episodes add power at no cost). With 16 cases x about 14 outcomes the
+file makes at most ``N_COMPARISONS = 250`` tests; each uses
 ``ALPHA = FAMILY_ALPHA / N_COMPARISONS`` (Bonferroni), so that a correct engine
 fails this file for fewer than ``FAMILY_ALPHA = 0.005`` of seeds. The seeds are
-fixed, so the file is deterministic. At n = 400 vs 4000 and alpha ~ 3e-5 the
+fixed, so the file is deterministic. At n = 400 vs 4000 and alpha = 2e-5 the
 tests detect, e.g., a shift of a proportion from 0.30 to about 0.42, or a KS
 distance of about 0.13.
 """
@@ -48,7 +48,7 @@ except ModuleNotFoundError as e:  # only while the engine does not exist yet; ot
 N_REF = 400
 N_ENGINE = 4000
 FAMILY_ALPHA = 0.005
-N_COMPARISONS = 160
+N_COMPARISONS = 250
 ALPHA = FAMILY_ALPHA / N_COMPARISONS
 
 BINARY = ("exhausted", "stalled", "reaper_gave_up")
@@ -74,13 +74,15 @@ SCENARIOS: dict[str, dict] = {
     # one victim with an mm sharer, threads mid-request at t = 0, reaper lock failures, bystanders
     "base": dict(
         _COMMON, victims=1, threads=6, mm_sharers=1, in_allocator_frac=0.5, exit_allocs=3.0,
-        reaper_lock_p=0.6, order_probs=[0.8, 0.12, 0.05, 0.03],
+        f0_frac={"dist": "uniform", "low": 0.3, "high": 0.9}, reaper_lock_p=0.5, reaper_retries=3,
+        reaper_retry_us=300.0, order_probs=[0.8, 0.12, 0.05, 0.03],
         **_bystanders(atomic=2.0, kernel=1.0, high=0.5, memalloc=0.2),
     ),
     # group kill (victims > 1, every process marked), random thread counts, every class
     "group": dict(
         _COMMON, victims=2, threads={"dist": "geometric", "mean": 3.0}, mm_sharers={"dist": "poisson", "mean": 0.7},
-        in_allocator_frac=0.4, exit_allocs=2.5, reaper_lock_p=0.3, reaper_retries=3,
+        in_allocator_frac=0.4, exit_allocs=2.5, reaper_lock_p=0.3, reaper_retries=3, reaper_retry_us=200.0,
+        teardown_pages_per_us=0.5,
         f0_frac={"dist": "uniform", "low": 0.5, "high": 1.0},
         class_probs={"kernel": 0.35, "nofs": 0.2, "noio": 0.05, "high": 0.1, "atomic": 0.1, "nomemalloc": 0.1,
                      "memalloc": 0.05, "nofail": 0.05},
@@ -95,6 +97,14 @@ SCENARIOS: dict[str, dict] = {
         class_probs={"kernel": 0.5, "nofs": 0.4, "high": 0.1}, order_probs=[0.85, 0.1, 0.05],
         **_bystanders(atomic=0.5),
     ),
+    # as "skip" with a group kill: the mms reach MMF_OOM_SKIP at different times
+    "skip_group": dict(
+        _COMMON, victims=2, threads=3, mm_sharers=1, in_allocator_frac=0.6, exit_allocs=2.0,
+        anon_fraction=0.0, reaper_delay_us=50.0, reaper_lock_p=0.5, reaper_retries=4, stack_pages=1,
+        f0_frac={"dist": "uniform", "low": 0.6, "high": 0.95}, horizon_us=30000.0, jiffy_us=2000.0,
+        class_probs={"kernel": 0.6, "nofs": 0.3, "high": 0.1}, order_probs=[0.85, 0.1, 0.05],
+        **_bystanders(kernel=1.0, atomic=0.5),
+    ),
     # the v6 reaper starts after 2 s: a slow teardown leaves the reapable pages for it
     "v6_slow_teardown": dict(
         _COMMON, victims=1, threads=4, mm_sharers=1, in_allocator_frac=0.5, exit_allocs=2.0,
@@ -105,10 +115,18 @@ SCENARIOS: dict[str, dict] = {
     # heavy bystanders, low F(0): exhaustion by memalloc, failures of every bystander class
     "bystanders": dict(
         _COMMON, victims=1, threads=4, mm_sharers=0, in_allocator_frac=0.5, exit_allocs=2.0,
-        f0_frac={"dist": "uniform", "low": 0.3, "high": 0.8}, horizon_us=20000.0, highatomic_pages=4,
+        f0_frac={"dist": "uniform", "low": 0.05, "high": 0.6}, horizon_us=20000.0, highatomic_pages=4,
         order_probs=[0.7, 0.2, 0.1],
         **_bystanders(atomic=4.0, kernel=1.0, high=1.0, memalloc=1.0, nofs=0.5),
         **{"bystanders.memalloc.order_probs": [0.5, 0.5], "bystanders.atomic.hold_us": 2000.0},
+    ),
+    # long reaps holding oom_lock (v4.x), nomemalloc and nofail requests at the victim exit
+    "lock": dict(
+        _COMMON, victims=1, threads=5, mm_sharers=1, in_allocator_frac=0.6, exit_allocs=2.0,
+        f0_frac={"dist": "uniform", "low": 0.5, "high": 0.9}, rss_pages=100, reap_pages_per_us=0.005,
+        teardown_pages_per_us=0.05, reaper_lock_p=0.9, reclaim_round_us=200.0, jiffy_us=1000.0,
+        horizon_us=30000.0, class_probs={"kernel": 0.4, "nomemalloc": 0.3, "nofail": 0.3},
+        **_bystanders(kernel=0.5),
     ),
 }
 
@@ -121,9 +139,13 @@ CASES = [
     ("group", "nommu"),
     ("skip", "tif_memdie"),
     ("skip", "alloc_oom"),
+    ("skip_group", "tif_memdie_all"),
+    ("skip_group", "tif_memdie"),
     ("v6_slow_teardown", "v6"),
     ("bystanders", "nommu"),
     ("bystanders", "fraction:0.25"),
+    ("lock", "tif_memdie"),
+    ("lock", "alloc_oom"),
 ]
 
 

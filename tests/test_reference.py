@@ -84,15 +84,20 @@ def gof_pvalue(observed_values: np.ndarray, pmf: dict[int, float]) -> float:
         # threshold: the smallest F for which the request passes at W = 4096
         ("v4.13", "kernel", 0, 0, 4097),
         ("v4.13", "kernel", 2, 0, 4100),  # free = F - 3 > 4096
-        ("v4.13", "kernel", 0, 100, 4197),  # free -= nr_reserved_highatomic
+        ("v4.13", "kernel", 0, 100, 4097),  # order-0 fast path: F > W and F > highatomic
+        ("v4.14", "kernel", 0, 5000, 5001),
+        ("v4.13", "kernel", 1, 100, 4198),  # free = F - 1 - highatomic > 4096
+        ("v4.14", "nofs", 2, 100, 4200),
         ("v4.13", "high", 0, 0, 2049),
-        ("v4.13", "high", 0, 100, 2149),
+        ("v4.13", "high", 0, 100, 2149),  # the full check, not the fast path, decides
+        ("v4.14", "high", 0, 3000, 4097),  # full check: 5049; fast path: 4097
         ("v4.13", "atomic", 0, 0, 1537),  # 4096 - 2048 - 512: 3/8 of W
         ("v4.13", "atomic", 0, 100, 1537),  # ALLOC_HARDER ignores highatomic
         ("v4.14", "atomic", 1, 0, 1538),
         ("v4.14", "nofs", 0, 0, 4097),
         ("v4.14", "nomemalloc", 0, 0, 4097),
-        ("v6", "kernel", 0, 100, 4197),
+        ("v6", "kernel", 0, 100, 4197),  # v6 subtracts highatomic in its fast path too
+        ("v6", "nofs", 0, 5000, 9097),
         ("v6", "high", 0, 0, 2049),
         ("v6", "high", 0, 100, 2049),  # MIN_RESERVE is in ALLOC_RESERVES
         ("v6", "atomic", 0, 0, 1537),
@@ -374,6 +379,28 @@ def test_reaper_gives_up_after_its_last_sleep(round_us, rekills, stall, full):
     assert list(r["full_reserve_threads"]) == [full] * 3
 
 
+def test_rekills_wait_until_every_victim_mm_is_skipped():
+    # Two victims (group kill), two threads each; thread 0 of each has TIF_MEMDIE and takes a page
+    # at t = 0 (F: 17 -> 15). The reaper fails its single attempt on mm 0 at t = 10, sleeps 5000,
+    # gives up (MMF_OOM_SKIP at 5010), fails on mm 1 at 5010 and gives up at 10010. Thread 1 of
+    # victim 0 passes the OOM killer at 6000 (own mm skipped, mm 1 not: the scan aborts, no
+    # re-kill), 12050 and 18100 (re-kills); thread 1 of victim 1 finds the lock held at 6000,
+    # sleeps to 10000, and passes at 16000 (re-kill). 3 re-kills, not 4.
+    base = dict(
+        exit_gap_us=fixed(1e9), horizon_us=20000.0, victims=2,
+        reclaim_rounds=4, reclaim_round_us=fixed(1500.0), oom_lock_hold_us=50.0, jiffy_us=4000.0,
+        reaper=True, reaper_delay_us=fixed(10.0), reaper_lock_p=0.0, reaper_retries=1, reaper_retry_us=5000.0,
+        rss_pages=100,
+    )
+    p = _all_at_zero(2, fixed(17 / 32), [1.0], {"kernel": 1.0}, **base)
+    r = ref.simulate_reference(p, "tif_memdie", 3, seed=0)
+    assert list(r["oom_rekills"]) == [3, 3, 3]
+    assert list(r["reaper_gave_up"]) == [1, 1, 1]
+    assert list(r["min_free"]) == [15, 15, 15]
+    assert list(r["full_reserve_threads"]) == [2, 2, 2]
+    assert list(r["max_stall_us"]) == [20000.0] * 3
+
+
 def test_nommu_ignores_the_reaper():
     r = _corner("nommu", reaper=True)
     assert list(r["oom_rekills"]) == [0, 0, 0]
@@ -476,8 +503,8 @@ def test_exhaustion_floor_counts_f0():
 
 
 def test_costly_orders_fail_after_one_reclaim_round():
-    # Order 4 never reaches the OOM killer: one reclaim round, then failure (even for a victim
-    # with a NO_WATERMARKS grant that does not fit: F(0) = 10 < 16 pages).
+    # Order 4 never reaches the OOM killer: one reclaim round and its try, then failure (even for
+    # a victim with a NO_WATERMARKS grant that does not fit: F(0) = 10 < 16 pages).
     p = _all_at_zero(1, fixed(10 / 32), [0, 0, 0, 0, 1.0], {"kernel": 1.0}, exit_gap_us=fixed(1e9),
                      horizon_us=10000.0, reclaim_round_us=fixed(300.0))
     r = ref.simulate_reference(p, "tif_memdie", 3, seed=0)
@@ -488,6 +515,12 @@ def test_costly_orders_fail_after_one_reclaim_round():
                       horizon_us=10000.0, reclaim_rounds=0)
     r2 = ref.simulate_reference(p2, "alloc_oom", 3, seed=0)
     assert list(r2["victim_failures"]) == [1, 1, 1] and list(r2["max_stall_us"]) == [0.0] * 3
+    # the try at the end of the reclaim round (as __alloc_pages_direct_reclaim) can succeed
+    p3 = _all_at_zero(1, fixed(10 / 32), [0, 0, 0, 0, 1.0], {"kernel": 1.0}, exit_gap_us=fixed(1e9),
+                      horizon_us=10000.0, reclaim_round_us=fixed(300.0), reclaim_yield_pages=100)
+    r3 = ref.simulate_reference(p3, "alloc_oom", 3, seed=0)
+    assert list(r3["victim_failures"]) == [0, 0, 0] and list(r3["max_stall_us"]) == [300.0] * 3
+    assert list(r3["min_free"]) == [10, 10, 10]
 
 
 # ---------------------------------------------------------------------------
