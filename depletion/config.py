@@ -84,7 +84,8 @@ SPECS: dict[str, Spec] = {
     "reclaim_round_us": Spec("dist", _exp(500.0), 0, 1e12, "exponential", doc="one direct reclaim round"),
     "reclaim_yield_pages": Spec("int", 0, 0, 1 << 30, doc="pages one reclaim round frees"),
     "reclaim_rounds": Spec("int", 4, 0, 16, doc="no-progress rounds before the OOM path"),
-    "oom_lock_hold_us": Spec("float", 50.0, 0.0, 1e12, doc="oom_lock hold of one OOM pass"),
+    # > 0: a zero hold with reclaim_rounds = 0 would loop forever at one instant
+    "oom_lock_hold_us": Spec("float", 50.0, 1e-3, 1e12, doc="oom_lock hold of one OOM pass"),
     "jiffy_us": Spec("float", 4000.0, 1.0, 1e7, doc="sleep when oom_lock is busy (HZ=250)"),
     "exhaustion_floor": Spec("int", 0, 0, 1 << 40, doc="F at or below which reserves are exhausted"),
     "stall_us": Spec("float", 1_000_000.0, 0.0, 1e15, doc="a longer wait is a stall"),

@@ -241,7 +241,7 @@ def min_free_kbytes(memory_gib: float, era: int) -> int:
     ``isqrt(lowmem_kbytes * 16)`` clamped to [128, 65536] (v4.x) or
     [128, 262144] (v6, since 5.8's raise of the upper bound).
     """
-    m_pages = int(round(memory_gib * 262144))
+    m_pages = int(math.floor(memory_gib * 262144))
     kb = m_pages * 4
     v = math.isqrt(kb * 16)
     hi = 262144 if era == ERA_V6 else 65536
@@ -250,7 +250,7 @@ def min_free_kbytes(memory_gib: float, era: int) -> int:
 
 def watermarks(memory_gib: float, era: int, min_free_kb: int | None, wsf: int) -> tuple[int, int, int]:
     """``(min, low, high)`` watermarks in pages (``__setup_per_zone_wmarks``)."""
-    m_pages = int(round(memory_gib * 262144))
+    m_pages = int(math.floor(memory_gib * 262144))
     mfk = min_free_kbytes(memory_gib, era) if min_free_kb is None else int(min_free_kb)
     w = mfk // 4
     d = max(w // 4, m_pages * wsf // 10000)

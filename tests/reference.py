@@ -208,8 +208,13 @@ def sample(d: dict, rng: np.random.Generator) -> float:
 
 
 def sample_int(d: dict, rng: np.random.Generator) -> int:
-    """A draw of an integer parameter (threads, mm_sharers, rss_pages, exit_allocs), rounded."""
-    return int(round(sample(d, rng)))
+    """A draw of an integer parameter (threads, mm_sharers, rss_pages, exit_allocs), rounded half up."""
+    return round_half_up(sample(d, rng))
+
+
+def round_half_up(x: float) -> int:
+    """floor(x + 0.5): the rounding of F(0) and of integer parameters (halves go up)."""
+    return int(math.floor(x + 0.5))
 
 
 def choose(probs: list[float], rng: np.random.Generator) -> int:
@@ -349,7 +354,7 @@ class _Episode:
     def setup(self) -> None:
         p, rng, pol = self.p, self.rng, self.pol
         f0 = sample(p["f0_frac"], rng)
-        self.F0 = int(round(f0 * self.W))
+        self.F0 = round_half_up(f0 * self.W)
         self.F = self.F0
         self.min_free = self.F0
         self.min_F_seen = self.F0
@@ -364,13 +369,11 @@ class _Episode:
             rss = sample_int(p["rss_pages"], rng)
             reap = int(math.floor(p["anon_fraction"] * rss))
             mm = _MM(v, rss, reap, rss - reap, float(rss - reap), float(reap))
-            if rss == 0:  # both pools empty from the start: fully freed (model-notes, literally)
-                mm.freed = mm.skip = True
             self.mms.append(mm)
             for s in range(1 + sharers):
                 proc = _Proc(v)
                 self.procs.append(proc)
-                nthr = sample_int(p["threads"], rng)
+                nthr = max(1, sample_int(p["threads"], rng))  # a process has at least one thread
                 for _ in range(nthr):
                     mid = rng.random() < p["in_allocator_frac"]
                     n = sample_int(p["exit_allocs"], rng)

@@ -491,6 +491,19 @@ def test_kernel_bystanders_all_fail_below_min():
     assert np.all(r["min_free"] == 24)
 
 
+def test_rounding_half_up_and_empty_mm():
+    # F(0) = round(f0_frac * W) and integer parameters round halves up: 16.5 -> 17, 2.5 -> 3.
+    p = params(min_free_kbytes=128, f0_frac=fixed(16.5 / 32), threads=2.5, exit_allocs=fixed(1.5),
+               in_allocator_frac=0.0, rss_pages=100, horizon_us=1e6, **NO_BYSTANDERS)
+    r = ref.simulate_reference(p, "alloc_oom", 2, seed=0)
+    assert list(r["F0"]) == [17, 17] and list(r["n_threads"]) == [3, 3] and list(r["victim_requests"]) == [6, 6]
+    # an mm with rss 0 is not MMF_OOM_SKIP before its teardown or the reaper: the shortcut still grants
+    r = _corner("tif_memdie", reaper=False, rss_pages=0)
+    assert list(r["oom_rekills"]) == [0, 0, 0] and list(r["full_reserve_threads"]) == [2, 2, 2]
+    r = _corner("tif_memdie", reaper=True, rss_pages=0)
+    assert list(r["oom_rekills"]) == [4, 4, 4] and list(r["full_reserve_threads"]) == [1, 1, 1]
+
+
 def test_exhaustion_floor_counts_f0():
     p = params(min_free_kbytes=128, f0_frac=fixed(0.75), exhaustion_floor=24, threads=1, rss_pages=10,
                **NO_BYSTANDERS)
