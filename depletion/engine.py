@@ -142,24 +142,37 @@ INF = math.inf
 
 
 # ================================================================ helpers
-@njit
-def _tree_update(tree, times, L, i):
-    p = (L + i) >> 1
+@njit(inline="always")
+def _tset(tt, tw, L, i, t):
+    """Set the time of slot ``i`` and restore the tournament tree above it.
+
+    ``tt[L + i]`` holds slot ``i``'s time, internal node ``p`` the minimum of
+    its children (``tt[p]``) and the winning slot (``tw[p]``, lower index on
+    ties); the selection is branch-free.
+    """
+    p = L + i
+    tt[p] = t
+    p >>= 1
     while p >= 1:
-        a = tree[2 * p]
-        b = tree[2 * p + 1]
-        tree[p] = a if times[a] <= times[b] else b
+        l = 2 * p
+        a = tt[l]
+        b = tt[l + 1]
+        c = np.int64(b < a)
+        tt[p] = min(a, b)
+        tw[p] = tw[l + c]
         p >>= 1
 
 
 @njit
-def _tree_init(tree, times, L):
+def _tree_init(tt, tw, L):
     for i in range(L):
-        tree[L + i] = i
+        tw[L + i] = i
     for p in range(L - 1, 0, -1):
-        a = tree[2 * p]
-        b = tree[2 * p + 1]
-        tree[p] = a if times[a] <= times[b] else b
+        a = tt[2 * p]
+        b = tt[2 * p + 1]
+        c = np.int64(b < a)
+        tt[p] = min(a, b)
+        tw[p] = tw[2 * p + c]
 
 
 @njit
@@ -433,7 +446,7 @@ def _drain(t, t_reap, V, rs, mi, mf, horizon, kr, lock_p, retries, retry_us, rea
 def _episode(
     seed, e, P, D, class_cum, order_cum, cflags0, cflags1, creclaim, coom, cnomem, cnofail,
     brate, border_cum, bhold, bflags0, bflags1,
-    ti, tf, tk, pm, mf, mi, ht, hp, ho, tree, times, hold_t, hold_p, kb, bidx, bfail, rs, mf2, mi2, rs2, out,
+    ti, tf, tk, pm, mf, mi, ht, hp, ho, tw, tt, hold_t, hold_p, kb, bidx, bfail, rs, mf2, mi2, rs2, out,
 ):  # fmt: skip
     """Simulate episode ``e`` into ``out`` (one row).
 
@@ -542,7 +555,7 @@ def _episode(
     while L < nslots:
         L <<= 1
     for i in range(L):
-        times[i] = INF
+        tt[L + i] = INF
 
     hoff = 0
     hcap = hold_t.shape[0]
@@ -576,7 +589,7 @@ def _episode(
             tf[TF_ACT, j] = 0.0
         else:
             tf[TF_ACT, j] = _dist(D, D_WAKE, kw, 1) + _dist(D, D_GAP, kw, 3)
-        times[j] = tf[TF_ACT, j]
+        tt[L + j] = tf[TF_ACT, j]
 
     # bystanders
     bmax = 1  # largest bystander request that can occur
@@ -585,7 +598,7 @@ def _episode(
         bfail[c] = 0
         if brate[c] > 0.0:
             kb[c] = stream_key(seed, e, TAG_BYST | np.uint64(c))
-            times[S_BYST + c] = exponential(kb[c], 0, 1.0 / brate[c])
+            tt[L + S_BYST + c] = exponential(kb[c], 0, 1.0 / brate[c])
             for k in range(NORD):
                 if border_cum[c, k] > (border_cum[c, k - 1] if k > 0 else 0.0) and (1 << k) > bmax:
                     bmax = 1 << k
@@ -597,18 +610,18 @@ def _episode(
     rs[RS_DRAW] = 1
     rs[RS_LOCK] = LOCK_FREE
     if reaper_on:
-        times[S_REAP] = P[P_REAPER_EXTRA] + _dist(D, D_REAPDELAY, kr, 0)
+        tt[L + S_REAP] = P[P_REAPER_EXTRA] + _dist(D, D_REAPDELAY, kr, 0)
 
     nheap = 0
     alive = T
     mm_done = 0
     t_end = horizon
     next_check = -1  # F at which the post-victim shortcut is tried next
-    _tree_init(tree, times, L)
+    _tree_init(tt, tw, L)
 
     while True:
-        slot = tree[1]
-        t = times[slot]
+        slot = tw[1]
+        t = tt[1]
         if t > horizon:
             t_end = horizon
             break
@@ -636,8 +649,7 @@ def _episode(
                     elif hold_t[off + r] < hm:
                         hm = hold_t[off + r]
                 tf[TF_HMIN, j] = hm
-                times[j] = min(hm, tf[TF_ACT, j])
-                _tree_update(tree, times, L, j)
+                _tset(tt, tw, L, j, min(hm, tf[TF_ACT, j]))
                 continue
             ph = ti[TI_PHASE, j]
             act = 0  # 0: nothing more; 1: try (first); 2: try (again); 3: post-pass
@@ -650,8 +662,7 @@ def _episode(
                     ti[TI_PHASE, j] = PH_DONE
                     tf[TF_ACT, j] = INF
                     tf[TF_HMIN, j] = INF
-                    times[j] = INF
-                    _tree_update(tree, times, L, j)
+                    _tset(tt, tw, L, j, INF)
                     alive -= 1
                     v = ti[TI_MM, j]
                     mi[MI_ALIVE, v] -= 1
@@ -661,8 +672,7 @@ def _episode(
                         freed_mm += freed
                         mi[MI_TD, v] = 1
                         mf[MF_T, v] = t
-                        times[S_MM + v] = _mm_next(v, mf, mi, td_rate, rp_rate)
-                        _tree_update(tree, times, L, S_MM + v)
+                        _tset(tt, tw, L, S_MM + v, _mm_next(v, mf, mi, td_rate, rp_rate))
                 else:
                     r = ti[TI_REQ, j]
                     ti[TI_CLS, j] = choose(class_cum, uniform(kw, 8 + 4 * r))
@@ -681,8 +691,7 @@ def _episode(
                 if rs[RS_WAIT] == 1:
                     rs[RS_WAIT] = 0
                     rs[RS_LOCK] = LOCK_REAPER
-                    times[S_REAP] = t
-                    _tree_update(tree, times, L, S_REAP)
+                    _tset(tt, tw, L, S_REAP, t)
                 act = 3
             elif ph == PH_JIFFY:
                 act = 3
@@ -787,16 +796,14 @@ def _episode(
             else:
                 nxt = tf[TF_ACT, j]  # exited (INF)
             tf[TF_ACT, j] = nxt
-            times[j] = min(nxt, tf[TF_HMIN, j])
-            _tree_update(tree, times, L, j)
+            _tset(tt, tw, L, j, min(nxt, tf[TF_HMIN, j]))
         elif slot == S_HOLD:
             pg = hp[0]
             _heap_pop(ht, hp, ho, nheap)
             nheap -= 1
             F += pg
             freed_byst += pg
-            times[S_HOLD] = ht[0] if nheap > 0 else INF
-            _tree_update(tree, times, L, S_HOLD)
+            _tset(tt, tw, L, S_HOLD, ht[0] if nheap > 0 else INF)
         elif slot < S_REAP:
             # ------------------------------------------------ bystander arrival
             c = slot - S_BYST
@@ -820,26 +827,22 @@ def _episode(
                     return 1
                 _heap_push(ht, hp, ho, nheap, t + _dist(bhold, c, kb[c], 3 * i + 2), size, -1)
                 nheap += 1
-                times[S_HOLD] = ht[0]
-                _tree_update(tree, times, L, S_HOLD)
+                _tset(tt, tw, L, S_HOLD, ht[0])
             else:
                 bfail[c] += 1
                 if (fl & sem.ALLOC_NO_WATERMARKS) != 0:
                     exhausted = 1
             bidx[c] = i + 1
-            times[slot] = t + exponential(kb[c], 3 * (i + 1), 1.0 / brate[c])
-            _tree_update(tree, times, L, slot)
+            _tset(tt, tw, L, slot, t + exponential(kb[c], 3 * (i + 1), 1.0 / brate[c]))
         elif slot == S_REAP:
             # ------------------------------------------------ OOM reaper
             tr, freed, ch = _reaper_event(t, rs, mi, mf, V, kr, lock_p, retries, retry_us, reaper_lock,
                                           td_rate, rp_rate)  # fmt: skip
             F += freed
             freed_mm += freed
-            times[S_REAP] = tr
-            _tree_update(tree, times, L, S_REAP)
+            _tset(tt, tw, L, S_REAP, tr)
             if ch >= 0:
-                times[S_MM + ch] = _mm_next(ch, mf, mi, td_rate, rp_rate)
-                _tree_update(tree, times, L, S_MM + ch)
+                _tset(tt, tw, L, S_MM + ch, _mm_next(ch, mf, mi, td_rate, rp_rate))
         else:
             # ------------------------------------------------ mm pool event
             v = slot - S_MM
@@ -847,11 +850,9 @@ def _episode(
             F += freed
             freed_mm += freed
             mm_done += dn
-            times[slot] = nx
-            _tree_update(tree, times, L, slot)
+            _tset(tt, tw, L, slot, nx)
             if wake >= 0.0:
-                times[S_REAP] = wake
-                _tree_update(tree, times, L, S_REAP)
+                _tset(tt, tw, L, S_REAP, wake)
         if alive == 0:
             if mm_done == V:
                 t_end = t
@@ -873,16 +874,16 @@ def _episode(
                         mi2[r, v] = mi[r, v]
                     for r in range(NMF):
                         mf2[r, v] = mf[r, v]
-                    mf2[MF_NEXT, v] = times[S_MM + v]
+                    mf2[MF_NEXT, v] = tt[L + S_MM + v]
                 for r in range(NRS):
                     rs2[r] = rs[r]
-                t_drain, _ = _drain(t, times[S_REAP], V, rs2, mi2, mf2, horizon, kr, lock_p, retries, retry_us,
+                t_drain, _ = _drain(t, tt[L + S_REAP], V, rs2, mi2, mf2, horizon, kr, lock_p, retries, retry_us,
                                     reaper_lock, td_rate, rp_rate)  # fmt: skip
                 t_stop = min(t_drain, horizon)
                 need = 0
                 for c in range(NCLS):
                     if brate[c] > 0.0 and need <= room:
-                        ta = times[S_BYST + c]
+                        ta = tt[L + S_BYST + c]
                         i = bidx[c]
                         while ta <= t_stop and need <= room:
                             k = choose(border_cum[c], uniform(kb[c], 3 * i + 1)) if border_cum[c, 0] < 1.0 else 0
@@ -891,8 +892,8 @@ def _episode(
                             ta += exponential(kb[c], 3 * i, 1.0 / brate[c])
                 if need <= room:
                     for v in range(V):
-                        mf[MF_NEXT, v] = times[S_MM + v]
-                    t_fin, freed = _drain(t, times[S_REAP], V, rs, mi, mf, horizon, kr, lock_p, retries, retry_us,
+                        mf[MF_NEXT, v] = tt[L + S_MM + v]
+                    t_fin, freed = _drain(t, tt[L + S_REAP], V, rs, mi, mf, horizon, kr, lock_p, retries, retry_us,
                                           reaper_lock, td_rate, rp_rate)  # fmt: skip
                     F += freed
                     freed_mm += freed
@@ -961,8 +962,8 @@ def _alloc_ws(capT, capP, V, capH, capR):
     L = 1
     while L < capT + 2 + NCLS + V:
         L <<= 1
-    tree = np.zeros(2 * L, dtype=np.int64)
-    times = np.zeros(L, dtype=np.float64)
+    tw = np.zeros(2 * L, dtype=np.int64)
+    tt = np.zeros(2 * L, dtype=np.float64)
     hold_t = np.zeros(capR, dtype=np.float64)
     hold_p = np.zeros(capR, dtype=np.int64)
     kb = np.zeros(NCLS, dtype=np.uint64)
@@ -972,7 +973,7 @@ def _alloc_ws(capT, capP, V, capH, capR):
     mf2 = np.zeros((NMF, V), dtype=np.float64)
     mi2 = np.zeros((NMI, V), dtype=np.int64)
     rs2 = np.zeros(NRS, dtype=np.int64)
-    return ti, tf, tk, pm, mf, mi, ht, hp, ho, tree, times, hold_t, hold_p, kb, bidx, bfail, rs, mf2, mi2, rs2
+    return ti, tf, tk, pm, mf, mi, ht, hp, ho, tw, tt, hold_t, hold_p, kb, bidx, bfail, rs, mf2, mi2, rs2
 
 
 @njit(parallel=True)
