@@ -167,11 +167,11 @@ def sample(kind: int, a: float, b: float, key: np.uint64, draw: int) -> float:
     ``lognormal``: median a, sigma b. Uses uniform draw ``draw`` only, so
     every logical draw has its own fixed counter.
     """
+    if kind == D_EXPONENTIAL:  # the common case first
+        return -a * math.log(uniform(key, draw))
     if kind == D_FIXED:
         return a
     u = uniform(key, draw)
-    if kind == D_EXPONENTIAL:
-        return -a * math.log(u)
     if kind == D_POISSON:
         return float(_poisson_inv(a, u))
     if kind == D_GEOMETRIC:
