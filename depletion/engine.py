@@ -312,6 +312,16 @@ def _mm_next(v, mf, mi, td_rate, rp_rate):
     return best
 
 
+@njit
+def _advance_all(t, V, mf, mi, td_rate, rp_rate):
+    """Credit every mm's teardown and reaping up to ``t``; return the pages freed."""
+    freed = 0
+    for v in range(V):
+        if mi[MI_TD, v] == 1 or mi[MI_RP, v] == 1:
+            freed += _mm_advance(v, t, mf, mi, td_rate, rp_rate)
+    return freed
+
+
 # reaper state (int64 array)
 RS_MM, RS_ATT, RS_DRAW, RS_WAIT, RS_GIVEUP, RS_LOCK, RS_GAVEUP = range(7)
 NRS = 7
@@ -420,9 +430,7 @@ def _drain(t, t_reap, V, rs, mi, mf, horizon, kr, lock_p, retries, retry_us, rea
                 tmin = mf[MF_NEXT, v]
                 vmin = v
         if tmin > horizon:
-            for v in range(V):
-                if mi[MI_TD, v] == 1 or mi[MI_RP, v] == 1:
-                    freed += _mm_advance(v, horizon, mf, mi, td_rate, rp_rate)
+            freed += _advance_all(horizon, V, mf, mi, td_rate, rp_rate)
             return INF, freed
         if vmin < 0:
             t_reap, fr, ch = _reaper_event(tmin, rs, mi, mf, V, kr, lock_p, retries, retry_us, reaper_lock,
@@ -710,11 +718,9 @@ def _episode(
                         ti[TI_ROUNDS, j] = 0
                 if done == -1:
                     # ---- try (with lazy crediting of mm frees)
-                    for v in range(V):
-                        if mi[MI_TD, v] == 1 or mi[MI_RP, v] == 1:
-                            freed = _mm_advance(v, t, mf, mi, td_rate, rp_rate)
-                            F += freed
-                            freed_mm += freed
+                    freed = _advance_all(t, V, mf, mi, td_rate, rp_rate)
+                    F += freed
+                    freed_mm += freed
                     size = 1 << k
                     own = cflags0[cls] if k == 0 else cflags1[cls]
                     hasg = (ti[TI_TGRANT, j] if scope == sem.SCOPE_THREAD else pm[ti[TI_PROC, j]]) == 1
@@ -809,11 +815,9 @@ def _episode(
             c = slot - S_BYST
             i = bidx[c]
             k = choose(border_cum[c], uniform(kb[c], 3 * i + 1)) if border_cum[c, 0] < 1.0 else 0
-            for v in range(V):
-                if mi[MI_TD, v] == 1 or mi[MI_RP, v] == 1:
-                    freed = _mm_advance(v, t, mf, mi, td_rate, rp_rate)
-                    F += freed
-                    freed_mm += freed
+            freed = _advance_all(t, V, mf, mi, td_rate, rp_rate)
+            F += freed
+            freed_mm += freed
             fl = bflags0[c] if k == 0 else bflags1[c]
             if watermark_ok(F, k, W, fl, era, highatomic, oom_frac):
                 size = 1 << k
@@ -862,11 +866,9 @@ def _episode(
             # bystanders' requests until the end cannot take F down to any
             # watermark, to min_free or to the floor even if none were freed,
             # no outcome can change: finish the drain without them (exact).
-            for v in range(V):
-                if mi[MI_TD, v] == 1 or mi[MI_RP, v] == 1:
-                    freed = _mm_advance(v, t, mf, mi, td_rate, rp_rate)
-                    F += freed
-                    freed_mm += freed
+            freed = _advance_all(t, V, mf, mi, td_rate, rp_rate)
+            F += freed
+            freed_mm += freed
             room = min(F - bmax - highatomic - W - 1, F - min_free, F - floor_ - 1)
             if F >= next_check and room >= 0:
                 for v in range(V):
@@ -911,11 +913,9 @@ def _episode(
                 if w > max_stall:
                     max_stall = w
         resolve = horizon if truncated == 0 else t_end
-        for v in range(V):
-            if mi[MI_TD, v] == 1 or mi[MI_RP, v] == 1:
-                freed = _mm_advance(v, t_end, mf, mi, td_rate, rp_rate)
-                F += freed
-                freed_mm += freed
+        freed = _advance_all(t_end, V, mf, mi, td_rate, rp_rate)
+        F += freed
+        freed_mm += freed
     else:
         resolve = t_end
 
