@@ -21,7 +21,7 @@ run: setup
 	$(VENV)/bin/depletion run configs/default.toml --episodes $(RUN_EPISODES) --seed 1
 	@echo
 	@echo "For contrast, the stress case (configs/tetsuo-1000-threads.toml):"
-	$(VENV)/bin/depletion run configs/tetsuo-1000-threads.toml --episodes 5000 --seed 1
+	$(VENV)/bin/depletion run configs/tetsuo-1000-threads.toml --episodes 1000 --seed 1
 
 test: setup
 	$(PY) -m pytest -q
