@@ -295,3 +295,27 @@ def test_chunk_size_does_not_change_the_numbers_in_process():
     _ok(a)
     _ok(b)
     assert _stdout(a) == _stdout(b)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "--episodes", "abc"],
+        ["run", "--no-such-option"],
+        ["frobnicate"],
+        ["run", "--set", "threads=x", "-n", "10"],
+    ],
+)
+def test_console_script_usage_errors_are_one_line(args):
+    """The installed entry point turns Click usage errors into one `error:` line and exit code 2."""
+    r = subprocess.run([*_cli_command(), *args], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+
+
+def test_console_script_without_arguments_prints_help():
+    r = subprocess.run(_cli_command(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0
+    assert "run" in r.stdout and "bench" in r.stdout
