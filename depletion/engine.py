@@ -24,6 +24,8 @@ from numba import prange
 from depletion import semantics as sem
 from depletion._jit import njit
 from depletion.config import DIST_KIND, MAX_ORDER
+from depletion.rng import D_EXPONENTIAL as D_EXP_KIND
+from depletion.rng import D_FIXED as D_FIXED_KIND
 from depletion.rng import choose, exponential, sample, stream_key, uniform
 
 # ---------------------------------------------------------------- outputs
@@ -222,9 +224,14 @@ def _iround(x):
     return int(math.floor(x + 0.5))
 
 
-@njit
+@njit(inline="always")
 def _dist(D, idx, key, draw):
-    return sample(int(D[idx, 0]), D[idx, 1], D[idx, 2], key, draw)
+    kind = int(D[idx, 0])
+    if kind == D_EXP_KIND:  # the common case, inlined at the call site
+        return -D[idx, 1] * math.log(uniform(key, draw))
+    if kind == D_FIXED_KIND:
+        return D[idx, 1]
+    return sample(kind, D[idx, 1], D[idx, 2], key, draw)
 
 
 @njit
