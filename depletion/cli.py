@@ -77,13 +77,16 @@ def bench(
     reference_episodes: Annotated[
         int, typer.Option("--reference-episodes", help="episodes for the Python reference (0: skip)")
     ] = 200,
+    startup: Annotated[bool, typer.Option("--startup/--no-startup", help="time cold and cached start-up")] = True,
     json_: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Measure speed: episodes/s per core, thread speed-up, start-up, ratio to the reference."""
+    if episodes < 1 or reference_episodes < 0:
+        _fail("--episodes must be >= 1 and --reference-episodes >= 0")
     try:
         from depletion.bench import run_bench
 
-        report = run_bench(scenario, episodes, policy or ["tif_memdie", "alloc_oom"], reference_episodes)
+        report = run_bench(scenario, episodes, policy or ["tif_memdie", "alloc_oom"], reference_episodes, startup)
     except DepletionError as e:
         _fail(str(e))
         return

@@ -319,3 +319,24 @@ def test_console_script_without_arguments_prints_help():
     r = subprocess.run(_cli_command(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0
     assert "run" in r.stdout and "bench" in r.stdout
+
+
+def test_bench_reports_rates_and_ratios():
+    r = runner.invoke(app, ["bench", "-n", "3000", "--reference-episodes", "3", "--no-startup", "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    for p in ("tif_memdie", "alloc_oom"):
+        m = rep["policies"][p]
+        assert m["episodes_per_s_1_thread"] > 0 and m["speedup"] > 0 and m["events_per_episode"] > 10
+    assert rep["reference"]["speed_ratio_1_thread"] > 1  # the kernels beat plain Python
+    assert "cold_start_s" not in rep
+
+
+def test_import_is_light():
+    """`import depletion` and the CLI module load neither numba, scipy nor matplotlib."""
+    code = (
+        "import sys, depletion, depletion.cli; "
+        "print(sorted(m for m in ('numba', 'scipy', 'matplotlib') if m in sys.modules))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "[]", r.stdout + r.stderr
