@@ -329,6 +329,28 @@ def _advance_all(t, V, mf, mi, td_rate, rp_rate):
     return freed
 
 
+@njit(inline="always")
+def _try_req(F, k, W, own, gflags, first, hasg, era, highatomic, oom_frac):
+    """One try of a victim request: ``(passed, used the grant, a NO_WATERMARKS try failed)``.
+
+    The first try of a request uses the class's own flags, then (same
+    instant) the grant; later tries use the grant if the thread holds one.
+    """
+    ok = False
+    usedg = False
+    nwf = False
+    if first or not hasg:
+        ok = watermark_ok(F, k, W, own, era, highatomic, oom_frac)
+        if not ok and (own & sem.ALLOC_NO_WATERMARKS) != 0:
+            nwf = True
+    if not ok and hasg:
+        usedg = True
+        ok = watermark_ok(F, k, W, gflags, era, highatomic, oom_frac)
+        if not ok and (gflags & sem.ALLOC_NO_WATERMARKS) != 0:
+            nwf = True
+    return ok, usedg, nwf
+
+
 # reaper state (int64 array)
 RS_MM, RS_ATT, RS_DRAW, RS_WAIT, RS_GIVEUP, RS_LOCK, RS_GAVEUP = range(7)
 NRS = 7
@@ -724,25 +746,23 @@ def _episode(
                     else:
                         ti[TI_ROUNDS, j] = 0
                 if done == -1:
-                    # ---- try (with lazy crediting of mm frees)
-                    freed = _advance_all(t, V, mf, mi, td_rate, rp_rate)
-                    F += freed
-                    freed_mm += freed
+                    # ---- try. Teardown and reaping are credited to F lazily: a try
+                    # that passes on the uncredited (lower) F passes on the true F
+                    # too, so crediting is needed only when the try fails or the
+                    # allocation could set min_free, the floor or min_grant.
                     size = 1 << k
                     own = cflags0[cls] if k == 0 else cflags1[cls]
                     hasg = (ti[TI_TGRANT, j] if scope == sem.SCOPE_THREAD else pm[ti[TI_PROC, j]]) == 1
                     hasg = hasg and cnomem[cls] == 0
-                    ok = False
-                    usedg = False
-                    if act == 1 or not hasg:
-                        ok = watermark_ok(F, k, W, own, era, highatomic, oom_frac)
-                        if not ok and (own & sem.ALLOC_NO_WATERMARKS) != 0:
-                            exhausted = 1
-                    if not ok and hasg:
-                        usedg = True
-                        ok = watermark_ok(F, k, W, gflags, era, highatomic, oom_frac)
-                        if not ok and nograntfull:
-                            exhausted = 1
+                    ok, usedg, nwf = _try_req(F, k, W, own, gflags, act == 1, hasg, era, highatomic, oom_frac)
+                    if not ok or F - size < min_free or F - size <= floor_ or (usedg and F - size < min_grant):
+                        freed = _advance_all(t, V, mf, mi, td_rate, rp_rate)
+                        if freed > 0:
+                            F += freed
+                            freed_mm += freed
+                            ok, usedg, nwf = _try_req(F, k, W, own, gflags, act == 1, hasg, era, highatomic, oom_frac)
+                    if nwf:
+                        exhausted = 1
                     ti[TI_LASTG, j] = 1 if usedg else 0
                     if ok:
                         F -= size
@@ -822,12 +842,16 @@ def _episode(
             c = slot - S_BYST
             i = bidx[c]
             k = choose(border_cum[c], uniform(kb[c], 3 * i + 1)) if border_cum[c, 0] < 1.0 else 0
-            freed = _advance_all(t, V, mf, mi, td_rate, rp_rate)
-            F += freed
-            freed_mm += freed
             fl = bflags0[c] if k == 0 else bflags1[c]
-            if watermark_ok(F, k, W, fl, era, highatomic, oom_frac):
-                size = 1 << k
+            size = 1 << k
+            ok = watermark_ok(F, k, W, fl, era, highatomic, oom_frac)
+            if not ok or F - size < min_free or F - size <= floor_:  # lazy crediting, as for victims
+                freed = _advance_all(t, V, mf, mi, td_rate, rp_rate)
+                if freed > 0:
+                    F += freed
+                    freed_mm += freed
+                    ok = watermark_ok(F, k, W, fl, era, highatomic, oom_frac)
+            if ok:
                 F -= size
                 allocated += size
                 if F < min_free:
