@@ -330,6 +330,17 @@ def _advance_all(t, V, mf, mi, td_rate, rp_rate):
 
 
 @njit(inline="always")
+def _credit_holds(t, ht, hp, ho, nheap):
+    """Free the bystander holds that ended by ``t``: ``(pages, new heap size)``."""
+    freed = 0
+    while nheap > 0 and ht[0] <= t:
+        freed += hp[0]
+        _heap_pop(ht, hp, ho, nheap)
+        nheap -= 1
+    return freed, nheap
+
+
+@njit(inline="always")
 def _try_req(F, k, W, own, gflags, first, hasg, era, highatomic, oom_frac):
     """One try of a victim request: ``(passed, used the grant, a NO_WATERMARKS try failed)``.
 
@@ -582,11 +593,12 @@ def _episode(
             mi[MI_ALIVE, v] += nt
             NP += 1
 
-    # slots: threads 0..T-1, hold heap T, bystanders T+1..T+NCLS, reaper T+1+NCLS, mms after
-    S_HOLD = T
-    S_BYST = T + 1
-    S_REAP = T + 1 + NCLS
-    S_MM = T + 2 + NCLS
+    # slots: threads 0..T-1, bystanders T..T+NCLS-1, reaper T+NCLS, mms after.
+    # Bystander hold ends are not events: they only raise F, so they are
+    # credited lazily (with the mm frees) whenever F must be exact.
+    S_BYST = T
+    S_REAP = T + NCLS
+    S_MM = T + 1 + NCLS
     nslots = S_MM + V
     L = 1
     while L < nslots:
@@ -757,9 +769,11 @@ def _episode(
                     ok, usedg, nwf = _try_req(F, k, W, own, gflags, act == 1, hasg, era, highatomic, oom_frac)
                     if not ok or F - size < min_free or F - size <= floor_ or (usedg and F - size < min_grant):
                         freed = _advance_all(t, V, mf, mi, td_rate, rp_rate)
-                        if freed > 0:
-                            F += freed
+                        fh, nheap = _credit_holds(t, ht, hp, ho, nheap)
+                        if freed + fh > 0:
+                            F += freed + fh
                             freed_mm += freed
+                            freed_byst += fh
                             ok, usedg, nwf = _try_req(F, k, W, own, gflags, act == 1, hasg, era, highatomic, oom_frac)
                     if nwf:
                         exhausted = 1
@@ -830,13 +844,6 @@ def _episode(
                 nxt = tf[TF_ACT, j]  # exited (INF)
             tf[TF_ACT, j] = nxt
             _tset(tt, tw, L, j, min(nxt, tf[TF_HMIN, j]))
-        elif slot == S_HOLD:
-            pg = hp[0]
-            _heap_pop(ht, hp, ho, nheap)
-            nheap -= 1
-            F += pg
-            freed_byst += pg
-            _tset(tt, tw, L, S_HOLD, ht[0] if nheap > 0 else INF)
         elif slot < S_REAP:
             # ------------------------------------------------ bystander arrival
             c = slot - S_BYST
@@ -847,9 +854,11 @@ def _episode(
             ok = watermark_ok(F, k, W, fl, era, highatomic, oom_frac)
             if not ok or F - size < min_free or F - size <= floor_:  # lazy crediting, as for victims
                 freed = _advance_all(t, V, mf, mi, td_rate, rp_rate)
-                if freed > 0:
-                    F += freed
+                fh, nheap = _credit_holds(t, ht, hp, ho, nheap)
+                if freed + fh > 0:
+                    F += freed + fh
                     freed_mm += freed
+                    freed_byst += fh
                     ok = watermark_ok(F, k, W, fl, era, highatomic, oom_frac)
             if ok:
                 F -= size
@@ -859,10 +868,13 @@ def _episode(
                 if F <= floor_:
                     exhausted = 1
                 if nheap >= heap_cap:
-                    return 1
+                    fh, nheap = _credit_holds(t, ht, hp, ho, nheap)
+                    F += fh
+                    freed_byst += fh
+                    if nheap >= heap_cap:
+                        return 1
                 _heap_push(ht, hp, ho, nheap, t + _dist(bhold, c, kb[c], 3 * i + 2), size, -1)
                 nheap += 1
-                _tset(tt, tw, L, S_HOLD, ht[0])
             else:
                 bfail[c] += 1
                 if (fl & sem.ALLOC_NO_WATERMARKS) != 0:
@@ -898,8 +910,10 @@ def _episode(
             # watermark, to min_free or to the floor even if none were freed,
             # no outcome can change: finish the drain without them (exact).
             freed = _advance_all(t, V, mf, mi, td_rate, rp_rate)
-            F += freed
+            fh, nheap = _credit_holds(t, ht, hp, ho, nheap)
+            F += freed + fh
             freed_mm += freed
+            freed_byst += fh
             room = min(F - bmax - highatomic - W - 1, F - min_free, F - floor_ - 1)
             if F >= next_check and room >= 0:
                 for v in range(V):
@@ -991,7 +1005,7 @@ def _alloc_ws(capT, capP, V, capH, capR):
     hp = np.zeros(capH, dtype=np.int64)
     ho = np.zeros(capH, dtype=np.int64)
     L = 1
-    while L < capT + 2 + NCLS + V:
+    while L < capT + 1 + NCLS + V:
         L <<= 1
     tw = np.zeros(2 * L, dtype=np.int64)
     tt = np.zeros(2 * L, dtype=np.float64)
