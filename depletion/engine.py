@@ -341,6 +341,14 @@ def _credit_holds(t, ht, hp, ho, nheap):
 
 
 @njit(inline="always")
+def _credit_all(t, V, mf, mi, td_rate, rp_rate, ht, hp, ho, nheap):
+    """Make F exact at ``t``: ``(mm pages, bystander hold pages, new heap size)``."""
+    freed = _advance_all(t, V, mf, mi, td_rate, rp_rate)
+    fh, nheap = _credit_holds(t, ht, hp, ho, nheap)
+    return freed, fh, nheap
+
+
+@njit(inline="always")
 def _try_req(F, k, W, own, gflags, first, hasg, era, highatomic, oom_frac):
     """One try of a victim request: ``(passed, used the grant, a NO_WATERMARKS try failed)``.
 
@@ -768,8 +776,7 @@ def _episode(
                     hasg = hasg and cnomem[cls] == 0
                     ok, usedg, nwf = _try_req(F, k, W, own, gflags, act == 1, hasg, era, highatomic, oom_frac)
                     if not ok or F - size < min_free or F - size <= floor_ or (usedg and F - size < min_grant):
-                        freed = _advance_all(t, V, mf, mi, td_rate, rp_rate)
-                        fh, nheap = _credit_holds(t, ht, hp, ho, nheap)
+                        freed, fh, nheap = _credit_all(t, V, mf, mi, td_rate, rp_rate, ht, hp, ho, nheap)
                         if freed + fh > 0:
                             F += freed + fh
                             freed_mm += freed
@@ -853,8 +860,7 @@ def _episode(
             size = 1 << k
             ok = watermark_ok(F, k, W, fl, era, highatomic, oom_frac)
             if not ok or F - size < min_free or F - size <= floor_:  # lazy crediting, as for victims
-                freed = _advance_all(t, V, mf, mi, td_rate, rp_rate)
-                fh, nheap = _credit_holds(t, ht, hp, ho, nheap)
+                freed, fh, nheap = _credit_all(t, V, mf, mi, td_rate, rp_rate, ht, hp, ho, nheap)
                 if freed + fh > 0:
                     F += freed + fh
                     freed_mm += freed
@@ -909,8 +915,7 @@ def _episode(
             # bystanders' requests until the end cannot take F down to any
             # watermark, to min_free or to the floor even if none were freed,
             # no outcome can change: finish the drain without them (exact).
-            freed = _advance_all(t, V, mf, mi, td_rate, rp_rate)
-            fh, nheap = _credit_holds(t, ht, hp, ho, nheap)
+            freed, fh, nheap = _credit_all(t, V, mf, mi, td_rate, rp_rate, ht, hp, ho, nheap)
             F += freed + fh
             freed_mm += freed
             freed_byst += fh
