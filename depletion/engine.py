@@ -178,7 +178,7 @@ def _tree_init(tt, tw, L):
 
 
 @njit
-def _heap_push(ht, hp, ho, n, t, pages, owner):
+def _heap_push(ht, hp, n, t, pages):
     i = n
     while i > 0:
         par = (i - 1) >> 1
@@ -186,20 +186,17 @@ def _heap_push(ht, hp, ho, n, t, pages, owner):
             break
         ht[i] = ht[par]
         hp[i] = hp[par]
-        ho[i] = ho[par]
         i = par
     ht[i] = t
     hp[i] = pages
-    ho[i] = owner
 
 
 @njit
-def _heap_pop(ht, hp, ho, n):
+def _heap_pop(ht, hp, n):
     """Remove the top of a heap of size ``n`` (caller reads it first)."""
     n -= 1
     t = ht[n]
     pg = hp[n]
-    ow = ho[n]
     i = 0
     while True:
         c = 2 * i + 1
@@ -211,12 +208,10 @@ def _heap_pop(ht, hp, ho, n):
             break
         ht[i] = ht[c]
         hp[i] = hp[c]
-        ho[i] = ho[c]
         i = c
     if n > 0:
         ht[i] = t
         hp[i] = pg
-        ho[i] = ow
 
 
 @njit
@@ -330,21 +325,21 @@ def _advance_all(t, V, mf, mi, td_rate, rp_rate):
 
 
 @njit(inline="always")
-def _credit_holds(t, ht, hp, ho, nheap):
+def _credit_holds(t, ht, hp, nheap):
     """Free the bystander holds that ended by ``t``: ``(pages, new heap size)``."""
     freed = 0
     while nheap > 0 and ht[0] <= t:
         freed += hp[0]
-        _heap_pop(ht, hp, ho, nheap)
+        _heap_pop(ht, hp, nheap)
         nheap -= 1
     return freed, nheap
 
 
 @njit(inline="always")
-def _credit_all(t, V, mf, mi, td_rate, rp_rate, ht, hp, ho, nheap):
+def _credit_all(t, V, mf, mi, td_rate, rp_rate, ht, hp, nheap):
     """Make F exact at ``t``: ``(mm pages, bystander hold pages, new heap size)``."""
     freed = _advance_all(t, V, mf, mi, td_rate, rp_rate)
-    fh, nheap = _credit_holds(t, ht, hp, ho, nheap)
+    fh, nheap = _credit_holds(t, ht, hp, nheap)
     return freed, fh, nheap
 
 
@@ -501,8 +496,8 @@ def _drain(t, t_reap, V, rs, mi, mf, horizon, kr, lock_p, retries, retry_us, rea
 @njit
 def _episode(
     seed, e, P, D, class_cum, order_cum, cflags0, cflags1, creclaim, coom, cnomem, cnofail,
-    brate, border_cum, bhold, bflags0, bflags1,
-    ti, tf, tk, pm, mf, mi, ht, hp, ho, tw, tt, hold_t, hold_p, kb, bidx, bfail, rs, mf2, mi2, rs2, out,
+    brate, border_cum, bhold,
+    ti, tf, tk, pm, mf, mi, ht, hp, tw, tt, hold_t, hold_p, kb, bidx, bfail, rs, mf2, mi2, rs2, out,
 ):  # fmt: skip
     """Simulate episode ``e`` into ``out`` (one row).
 
@@ -776,7 +771,7 @@ def _episode(
                     hasg = hasg and cnomem[cls] == 0
                     ok, usedg, nwf = _try_req(F, k, W, own, gflags, act == 1, hasg, era, highatomic, oom_frac)
                     if not ok or F - size < min_free or F - size <= floor_ or (usedg and F - size < min_grant):
-                        freed, fh, nheap = _credit_all(t, V, mf, mi, td_rate, rp_rate, ht, hp, ho, nheap)
+                        freed, fh, nheap = _credit_all(t, V, mf, mi, td_rate, rp_rate, ht, hp, nheap)
                         if freed + fh > 0:
                             F += freed + fh
                             freed_mm += freed
@@ -856,11 +851,11 @@ def _episode(
             c = slot - S_BYST
             i = bidx[c]
             k = choose(border_cum[c], uniform(kb[c], 3 * i + 1)) if border_cum[c, 0] < 1.0 else 0
-            fl = bflags0[c] if k == 0 else bflags1[c]
+            fl = cflags0[c] if k == 0 else cflags1[c]  # bystanders' own class flags, never a grant
             size = 1 << k
             ok = watermark_ok(F, k, W, fl, era, highatomic, oom_frac)
             if not ok or F - size < min_free or F - size <= floor_:  # lazy crediting, as for victims
-                freed, fh, nheap = _credit_all(t, V, mf, mi, td_rate, rp_rate, ht, hp, ho, nheap)
+                freed, fh, nheap = _credit_all(t, V, mf, mi, td_rate, rp_rate, ht, hp, nheap)
                 if freed + fh > 0:
                     F += freed + fh
                     freed_mm += freed
@@ -874,12 +869,12 @@ def _episode(
                 if F <= floor_:
                     exhausted = 1
                 if nheap >= heap_cap:
-                    fh, nheap = _credit_holds(t, ht, hp, ho, nheap)
+                    fh, nheap = _credit_holds(t, ht, hp, nheap)
                     F += fh
                     freed_byst += fh
                     if nheap >= heap_cap:
                         return 1
-                _heap_push(ht, hp, ho, nheap, t + _dist(bhold, c, kb[c], 3 * i + 2), size, -1)
+                _heap_push(ht, hp, nheap, t + _dist(bhold, c, kb[c], 3 * i + 2), size)
                 nheap += 1
             else:
                 bfail[c] += 1
@@ -915,7 +910,7 @@ def _episode(
             # bystanders' requests until the end cannot take F down to any
             # watermark, to min_free or to the floor even if none were freed,
             # no outcome can change: finish the drain without them (exact).
-            freed, fh, nheap = _credit_all(t, V, mf, mi, td_rate, rp_rate, ht, hp, ho, nheap)
+            freed, fh, nheap = _credit_all(t, V, mf, mi, td_rate, rp_rate, ht, hp, nheap)
             F += freed + fh
             freed_mm += freed
             freed_byst += fh
@@ -1008,7 +1003,6 @@ def _alloc_ws(capT, capP, V, capH, capR):
     mi = np.zeros((NMI, V), dtype=np.int64)
     ht = np.zeros(capH, dtype=np.float64)
     hp = np.zeros(capH, dtype=np.int64)
-    ho = np.zeros(capH, dtype=np.int64)
     L = 1
     while L < capT + 1 + NCLS + V:
         L <<= 1
@@ -1023,13 +1017,13 @@ def _alloc_ws(capT, capP, V, capH, capR):
     mf2 = np.zeros((NMF, V), dtype=np.float64)
     mi2 = np.zeros((NMI, V), dtype=np.int64)
     rs2 = np.zeros(NRS, dtype=np.int64)
-    return ti, tf, tk, pm, mf, mi, ht, hp, ho, tw, tt, hold_t, hold_p, kb, bidx, bfail, rs, mf2, mi2, rs2
+    return ti, tf, tk, pm, mf, mi, ht, hp, tw, tt, hold_t, hold_p, kb, bidx, bfail, rs, mf2, mi2, rs2
 
 
 @njit(parallel=True)
 def run_block(
     seed, start, n, nblocks, P, D, class_cum, order_cum, cflags0, cflags1, creclaim, coom, cnomem, cnofail,
-    brate, border_cum, bhold, bflags0, bflags1, out,
+    brate, border_cum, bhold, out,
 ):  # fmt: skip
     """Fill ``out[i]`` with the outcomes of episode ``start + i`` for ``i < n``.
 
@@ -1056,9 +1050,9 @@ def run_block(
             while True:
                 st = _episode(
                     seed, e, P, D, class_cum, order_cum, cflags0, cflags1, creclaim, coom, cnomem, cnofail,
-                    brate, border_cum, bhold, bflags0, bflags1,
+                    brate, border_cum, bhold,
                     ws[0], ws[1], ws[2], ws[3], ws[4], ws[5], ws[6], ws[7], ws[8], ws[9], ws[10], ws[11], ws[12],
-                    ws[13], ws[14], ws[15], ws[16], ws[17], ws[18], ws[19], out[i],
+                    ws[13], ws[14], ws[15], ws[16], ws[17], ws[18], out[i],
                 )  # fmt: skip
                 if st == 0:
                     break
@@ -1087,15 +1081,13 @@ class Inputs:
     brate: np.ndarray
     border_cum: np.ndarray
     bhold: np.ndarray
-    bflags0: np.ndarray
-    bflags1: np.ndarray
     W: int
 
     def arrays(self) -> tuple:
         """The arrays in kernel argument order."""
         return (
             self.P, self.D, self.class_cum, self.order_cum, self.cflags0, self.cflags1, self.creclaim, self.coom,
-            self.cnomem, self.cnofail, self.brate, self.border_cum, self.bhold, self.bflags0, self.bflags1,
+            self.cnomem, self.cnofail, self.brate, self.border_cum, self.bhold,
         )  # fmt: skip
 
 
@@ -1180,7 +1172,7 @@ def build_inputs(params: Mapping[str, Any], policy: str | sem.Policy, max_events
     bhold = np.array([_dist_row(by[c]["hold_us"]) for c in sem.CLASSES], dtype=np.float64)
     return Inputs(
         P, D, class_cum, order_cum, tabs["flags0"], tabs["flags1"], tabs["reclaim"], tabs["oom"],
-        tabs["nomemalloc"], tabs["nofail"], brate, border_cum, bhold, tabs["flags0"].copy(), tabs["flags1"].copy(), W,
+        tabs["nomemalloc"], tabs["nofail"], brate, border_cum, bhold, W,
     )  # fmt: skip
 
 
