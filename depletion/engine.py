@@ -234,6 +234,18 @@ def _thread_stream(tag, v, s, i):
     return tag | (np.uint64(v) << SH40) | (np.uint64(s) << SH20) | np.uint64(i)
 
 
+@njit(inline="always")
+def _n_sharers(D, kv):
+    """Sharer processes of a victim (draw 0 of the victim's stream)."""
+    return max(0, _iround(_dist(D, D_SHARERS, kv, 0)))
+
+
+@njit(inline="always")
+def _n_threads(D, kv, s):
+    """Threads of process ``s`` of a victim (draw 2 + s of the victim's stream; at least 1)."""
+    return max(1, _iround(_dist(D, D_THREADS, kv, 2 + s)))
+
+
 @njit
 def count_threads(seed, e, P, D):
     """Threads and processes of episode ``e`` (same draws as the episode)."""
@@ -242,9 +254,9 @@ def count_threads(seed, e, P, D):
     NP = 0
     for v in range(V):
         kv = stream_key(seed, e, TAG_VICTIM | np.uint64(v))
-        ns = max(0, _iround(_dist(D, D_SHARERS, kv, 0)))
+        ns = _n_sharers(D, kv)
         for s in range(ns + 1):
-            nt = max(1, _iround(_dist(D, D_THREADS, kv, 2 + s)))
+            nt = _n_threads(D, kv, s)
             T += nt
             NP += 1
     return T, NP
@@ -566,7 +578,7 @@ def _episode(
     rss_total = 0
     for v in range(V):
         kv = stream_key(seed, e, TAG_VICTIM | np.uint64(v))
-        ns = max(0, _iround(_dist(D, D_SHARERS, kv, 0)))
+        ns = _n_sharers(D, kv)
         rss = max(0, _iround(_dist(D, D_RSS, kv, 1)))
         rss_total += rss
         nr = int(math.floor(anon * rss))
@@ -580,7 +592,7 @@ def _episode(
         mf[MF_NEXT, v] = INF
         mf[MF_DONE_T, v] = INF
         for s in range(ns + 1):
-            nt = max(1, _iround(_dist(D, D_THREADS, kv, 2 + s)))
+            nt = _n_threads(D, kv, s)
             marked = 1 if (V > 1 or s == 0 or P[P_ALL_AT_KILL] > 0.0) else 0
             pm[NP] = marked
             for i in range(nt):
