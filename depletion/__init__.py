@@ -1,7 +1,8 @@
 """depletion: Monte Carlo analysis of Linux memory-reserve depletion under OOM.
 
 The public API is small: :func:`load_scenario`, :func:`simulate` and the
-:class:`Result` they produce. Heavy modules (numba, scipy, matplotlib) are
+:class:`Result` it produces, :func:`sweep` (``depletion.sweeps.run_sweep``)
+and :func:`load_results` with the :class:`SweepResult` they give. Heavy modules (numba, scipy, matplotlib) are
 imported only when a simulation runs.
 """
 
@@ -11,7 +12,10 @@ from depletion.config import Scenario, load_scenario
 from depletion.errors import DepletionError
 
 __version__ = "0.1.0"
-__all__ = ["DepletionError", "Result", "Scenario", "load_scenario", "simulate", "__version__"]
+__all__ = [
+    "DepletionError", "Result", "Scenario", "SweepResult", "load_results", "load_scenario", "simulate", "sweep",
+    "__version__",
+]  # fmt: skip
 
 
 def __getattr__(name: str):
@@ -19,4 +23,10 @@ def __getattr__(name: str):
         from depletion import api
 
         return getattr(api, name)
+    if name in ("sweep", "load_results", "SweepResult"):
+        from depletion import sweeps
+
+        return {"sweep": sweeps.run_sweep, "load_results": sweeps.load_results, "SweepResult": sweeps.SweepResult}[
+            name
+        ]
     raise AttributeError(f"module 'depletion' has no attribute {name!r}")

@@ -38,6 +38,15 @@ def _overrides(items: list[str] | None) -> dict:
     return out
 
 
+TARGET_OPT = typer.Option(
+    "--target-halfwidth", help="sequential stopping: interval half-width to reach, e.g. 0.001 or 5% (relative)"
+)
+MAXEP_OPT = typer.Option("--max-episodes", help="cap on episodes per policy (and point) with --target-halfwidth")
+OUTCOME_OPT = typer.Option(
+    "--outcome", "-o", help="outcome the target applies to (repeatable; default exhausted, victim_failed, stalled)"
+)
+
+
 @app.command()
 def run(
     scenario: Annotated[Path | None, typer.Argument(help="TOML scenario file; default: MODEL.md defaults")] = None,
@@ -49,8 +58,14 @@ def run(
     ci_method: Annotated[str, typer.Option("--ci-method", help="wilson, clopper-pearson or jeffreys")] = "wilson",
     confidence: Annotated[float, typer.Option("--confidence", help="interval level")] = 0.95,
     chunk_size: Annotated[int, typer.Option("--chunk-size", help="episodes per kernel call")] = 1 << 16,
+    target_halfwidth: Annotated[str | None, TARGET_OPT] = None,
+    max_episodes: Annotated[int | None, MAXEP_OPT] = None,
+    outcome: Annotated[list[str] | None, OUTCOME_OPT] = None,
 ) -> None:
-    """Simulate a scenario under one or more policies and print the estimates."""
+    """Simulate a scenario under one or more policies and print the estimates.
+
+    With two or more policies it also prints their paired differences.
+    """
     try:
         from depletion.api import simulate
         from depletion.config import load_scenario
@@ -58,7 +73,8 @@ def run(
         sc = load_scenario(scenario, _overrides(set_))
         res = simulate(
             sc, episodes=episodes, seed=seed, policies=policy or None, ci_method=ci_method,
-            confidence=confidence, chunk_size=chunk_size,
+            confidence=confidence, chunk_size=chunk_size, target_halfwidth=target_halfwidth,
+            max_episodes=max_episodes, outcomes=outcome or None,
         )  # fmt: skip
     except DepletionError as e:
         _fail(str(e))
@@ -67,6 +83,137 @@ def run(
         typer.echo(res.to_json())
     else:
         typer.echo(res.table())
+
+
+def _command(name: str, scenario: Path | None, opts: list[tuple[str, object]]) -> list[str]:
+    """A canonical command line for the metadata (no --resume/--quiet: a resumed file equals an uninterrupted one)."""
+    cmd = ["depletion", name] + ([str(scenario)] if scenario is not None else [])
+    for flag, v in opts:
+        if v is None or v == [] or v is False:
+            continue
+        for x in v if isinstance(v, list) else [v]:
+            cmd += [flag] if x is True else [flag, str(x)]
+    return cmd
+
+
+class _Bar:
+    """A rich progress bar on stderr: points done, episodes per second, time left."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.p = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[points]} points"),
+            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+            console=Console(stderr=True), transient=False,
+        )  # fmt: skip
+        self.task = None
+
+    def __enter__(self) -> _Bar:
+        self.p.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.p.__exit__(*exc)
+
+    def __call__(self, s: dict) -> None:
+        rate = s["episodes"] / s["elapsed_s"] if s["elapsed_s"] > 0 else 0.0
+        fields = {"points": f"{s['points_done']}/{s['points_total']}", "rate": f"{rate:,.0f} episodes/s"}
+        if self.task is None:
+            self.task = self.p.add_task("sweep", total=s["points_total"], completed=s["points_done"], **fields)
+        self.p.update(self.task, completed=s["points_done"] + s["point_fraction"], **fields)
+
+
+@app.command()
+def sweep(
+    scenario: Annotated[Path | None, typer.Argument(help="TOML scenario; its [sweep] table gives the grid")] = None,
+    grid: Annotated[
+        list[str] | None,
+        typer.Option("--grid", "-g", help="axis name=v1,v2,... or name=a..b[:log2|:log10|:N] (repeatable)"),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="results file (.csv or .parquet)")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="finish the interrupted sweep in --out")] = False,
+    policy: Annotated[list[str] | None, typer.Option("--policy", "-p", help="policy (repeatable)")] = None,
+    episodes: Annotated[int | None, typer.Option("--episodes", "-n", help="episodes per point and policy")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", "-s", help="random seed")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="name=value override of the base scenario")] = None,
+    ci_method: Annotated[str | None, typer.Option("--ci-method", help="wilson, clopper-pearson or jeffreys")] = None,
+    confidence: Annotated[float | None, typer.Option("--confidence", help="interval level")] = None,
+    chunk_size: Annotated[int | None, typer.Option("--chunk-size", help="episodes per kernel call")] = None,
+    target_halfwidth: Annotated[str | None, TARGET_OPT] = None,
+    max_episodes: Annotated[int | None, MAXEP_OPT] = None,
+    outcome: Annotated[list[str] | None, OUTCOME_OPT] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Run a grid of scenarios (every point and policy on the same episodes) and save a results file."""
+    from contextlib import nullcontext
+
+    try:
+        from depletion.config import load_scenario
+        from depletion.sweeps import run_sweep
+
+        sc = load_scenario(scenario, _overrides(set_))
+        if out is None:
+            out = Path("results") / f"{sc.name}.csv"
+        cmd = _command("sweep", scenario, [
+            ("--grid", grid or []), ("--out", str(out)), ("--policy", policy or []), ("--episodes", episodes),
+            ("--seed", seed), ("--set", set_ or []), ("--ci-method", ci_method), ("--confidence", confidence),
+            ("--chunk-size", chunk_size), ("--target-halfwidth", target_halfwidth), ("--max-episodes", max_episodes),
+            ("--outcome", outcome or []),
+        ])  # fmt: skip
+        bar = nullcontext(None) if quiet else _Bar()
+        with bar as cb:
+            res = run_sweep(
+                sc, grid or None, policies=policy or None, episodes=episodes, seed=seed, out=out, resume=resume,
+                target_halfwidth=target_halfwidth, max_episodes=max_episodes, outcomes=outcome or None,
+                ci_method=ci_method, confidence=confidence, chunk_size=chunk_size, progress=cb, command=cmd,
+            )  # fmt: skip
+    except DepletionError as e:
+        _fail(str(e))
+        return
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: finished points are saved in {out}; finish with --resume", err=True)
+        raise typer.Exit(130) from None
+    typer.echo(res.table())
+    typer.echo(f"\nresults: {out}")
+
+
+@app.command()
+def show(
+    results: Annotated[Path, typer.Argument(help="results file of a sweep")],
+    outcome: Annotated[list[str] | None, typer.Option("--outcome", "-o", help="outcome (repeatable)")] = None,
+    meta: Annotated[bool, typer.Option("--meta", help="print the metadata (JSON) instead")] = False,
+) -> None:
+    """Print a results file as tables: one per outcome, a row per point, a column per policy."""
+    try:
+        from depletion.sweeps import load_results
+
+        res = load_results(results)
+        if meta:
+            import json
+
+            typer.echo(json.dumps(res.meta, indent=2, sort_keys=True))
+            return
+        typer.echo(res.table(outcome or None))
+    except DepletionError as e:
+        _fail(str(e))
+
+
+@app.command()
+def compare(
+    results: Annotated[Path, typer.Argument(help="results file of a sweep (or a run with several policies)")],
+    a: Annotated[str, typer.Option("--a", help="policy A")],
+    b: Annotated[str, typer.Option("--b", help="policy B")],
+    outcome: Annotated[list[str] | None, typer.Option("--outcome", "-o", help="outcome (repeatable)")] = None,
+) -> None:
+    """Print the paired differences A - B at every point (same episodes), with McNemar's exact test."""
+    try:
+        from depletion.sweeps import load_results
+
+        typer.echo(load_results(results).compare(a, b, outcome or None))
+    except DepletionError as e:
+        _fail(str(e))
 
 
 @app.command()

@@ -75,8 +75,13 @@ def test_run_prints_a_table_with_each_policy():
     assert lines[0].startswith("scenario default:") and f"{N} episodes" in lines[0] and "seed 3" in lines[0]
     head = lines[1].split()
     assert head == ["outcome", "tif_memdie", "alloc_oom", "fraction:0.25"]
-    first_column = {ln.split()[0] for ln in lines[3:]}
+    main = lines[3 : lines.index("")]  # the estimates; the paired differences follow a blank line
+    first_column = {ln.split()[0] for ln in main}
     assert set(PROPORTIONS) | set(NUMBERS) <= first_column
+    paired = lines[lines.index("") + 1 :]
+    assert paired[0].startswith("paired differences")
+    for a, b in (("tif_memdie", "alloc_oom"), ("tif_memdie", "fraction:0.25"), ("alloc_oom", "fraction:0.25")):
+        assert {ln.split()[3] for ln in paired[3:] if ln.startswith(f"{a} - {b} ")} == set(PROPORTIONS)
 
 
 def test_run_default_policies_come_from_the_scenario():
