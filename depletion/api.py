@@ -90,8 +90,9 @@ class Result:
         }
 
     def to_json(self, **kw: Any) -> str:
-        """:meth:`to_dict` as a JSON string."""
-        return json.dumps(self.to_dict(), **kw)
+        """:meth:`to_dict` as strict JSON (an infinite or undefined number, e.g. an
+        order-statistic interval end that ``n`` episodes cannot bound, becomes ``null``)."""
+        return json.dumps(_finite(self.to_dict()), allow_nan=False, **kw)
 
     def table(self) -> str:
         """A readable text table: one row per outcome, one column per policy, then paired differences."""
@@ -198,6 +199,16 @@ def outcome_arrays(rows: np.ndarray, bystander_classes: Iterable[str] = ()) -> d
     for c in bystander_classes:
         out[f"bystander_failures.{c}"] = col[f"bystander_failures.{c}"]
     return out
+
+
+def _finite(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    return v
 
 
 def _pct(c: float) -> str:
@@ -366,6 +377,116 @@ class PointRun:
         return [{"a": a, "b": b, "outcomes": acc.estimates(confidence)} for (a, b), acc in self.pairs.items()]
 
 
+class PointState:
+    """Accumulates one scenario's chunks, in episode order, for all its policies.
+
+    The one place where chunks become estimates: the in-process loop
+    (:func:`run_point`) and the distributed driver
+    (:mod:`depletion.distributed`) both feed chunk ``k`` (episodes
+    ``[k * chunk_size, ...)``, every policy) through :meth:`add` in order of
+    ``k``, so the result is the same bit for bit wherever the chunks ran.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    policies : list of str
+    episodes, chunk_size, target, max_episodes, ci_method, confidence, keep_episodes, pairs
+        As in :func:`run_point`.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        policies: list[str],
+        episodes: int,
+        chunk_size: int = DEFAULT_CHUNK,
+        *,
+        target: Target | None = None,
+        max_episodes: int | None = None,
+        ci_method: str = "wilson",
+        confidence: float = 0.95,
+        keep_episodes: bool = False,
+        pairs: bool = True,
+    ) -> None:
+        self.scenario = scenario
+        self.policies = list(policies)
+        self.episodes = int(episodes)
+        self.chunk_size = int(chunk_size)
+        self.target = target
+        self.ci_method = ci_method
+        self.confidence = confidence
+        self.keep = keep_episodes
+        self.bclasses = [c for c in CLASSES if scenario["bystanders"][c]["rate_per_ms"] > 0]
+        self.accs = {p: _Accumulator(self.bclasses) for p in self.policies}
+        self.pairs = (
+            {(a, b): _PairAccumulator() for i, a in enumerate(self.policies) for b in self.policies[i + 1 :]}
+            if pairs
+            else {}
+        )
+        self.parts: dict[str, list[np.ndarray]] = {p: [] for p in self.policies}
+        self.limit = self.episodes if target is None else max(self.episodes, max_episodes or 100 * self.episodes)
+        self.done = 0
+        self.stop = "fixed" if target is None else "max_episodes"
+        self.finished = False
+
+    def chunks(self) -> list[tuple[int, int]]:
+        """Every chunk ``(start, n)`` that may be needed, in order (with a target, up to the cap)."""
+        return [(s, min(self.chunk_size, self.limit - s)) for s in range(0, self.limit, self.chunk_size)]
+
+    def add(
+        self, start: int, vals: dict[str, dict[str, np.ndarray]], rows: dict[str, np.ndarray] | None = None
+    ) -> bool:
+        """Add the next chunk (``vals[policy]`` from :func:`outcome_arrays`); return True when the point is done."""
+        if self.finished:
+            raise RuntimeError("chunk added to a finished point")
+        if start != self.done:
+            raise RuntimeError(f"chunk at episode {start} added out of order (expected {self.done})")
+        n = 0
+        for p in self.policies:
+            self.accs[p].add(vals[p])
+            n = len(vals[p]["exhausted"])
+            if self.keep and rows is not None:
+                self.parts[p].append(rows[p])
+        for (a, b), acc in self.pairs.items():
+            acc.add(vals[a], vals[b])
+        self.done += n
+        if self.target is not None and self.done >= self.episodes:
+            from depletion.stats import meets_target
+
+            t = self.target
+            if all(
+                meets_target(self.accs[p].estimate(o, self.confidence, self.ci_method), t.value, t.relative)
+                for p in self.policies
+                for o in t.outcomes
+            ):
+                self.stop = "target"
+                self.finished = True
+        if self.done >= self.limit:
+            self.finished = True
+        return self.finished
+
+    def result(self) -> PointRun:
+        """The finished point."""
+        from depletion.engine import OUTCOLS
+
+        kept: dict[str, dict[str, np.ndarray]] = {}
+        if self.keep:
+            for p in self.policies:
+                allrows = np.concatenate(self.parts[p])
+                kept[p] = {name: allrows[:, i] for i, name in enumerate(OUTCOLS)}
+        return PointRun(self.done, self.stop, self.accs, self.pairs, kept)
+
+
+def chunk_values(
+    params: dict, policy: str, seed: int, start: int, n: int, bystander_classes: list[str], keep: bool = False
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Simulate one chunk of one policy and reduce it to outcome arrays (a pure function: safe to run anywhere)."""
+    from depletion.engine import build_inputs, simulate_rows
+
+    rows = simulate_rows(build_inputs(params, policy), seed, start, n)
+    return outcome_arrays(rows, bystander_classes), (rows if keep else None)
+
+
 def run_point(
     scenario: Scenario,
     policies: list[str],
@@ -381,13 +502,13 @@ def run_point(
     pairs: bool = True,
     on_chunk: Callable[[int], None] | None = None,
 ) -> PointRun:
-    """Run every policy of one scenario on the same episodes, chunk by chunk.
+    """Run every policy of one scenario on the same episodes, chunk by chunk, in this process.
 
-    The single code path behind :func:`simulate`, sweeps and the CLI. Chunk
-    ``i`` holds episodes ``[i * chunk_size, (i + 1) * chunk_size)`` for every
-    policy (common random numbers), so paired statistics see each episode
-    under each policy. With a ``target``, chunks are added past ``episodes``
-    until every target outcome of every policy is narrow enough or
+    The code path behind :func:`simulate` and sweeps. Chunk ``k`` holds
+    episodes ``[k * chunk_size, (k + 1) * chunk_size)`` for every policy
+    (common random numbers), so paired statistics see each episode under
+    each policy. With a ``target``, chunks are added past ``episodes`` until
+    every target outcome of every policy is narrow enough or
     ``max_episodes`` is reached; the decision depends only on the data, so
     the same call gives the same answer.
 
@@ -417,47 +538,22 @@ def run_point(
     -------
     PointRun
     """
-    from depletion.engine import OUTCOLS, build_inputs, simulate_rows
-    from depletion.stats import meets_target
+    from depletion.engine import build_inputs, simulate_rows
 
-    bclasses = [c for c in CLASSES if scenario["bystanders"][c]["rate_per_ms"] > 0]
-    inputs = {p: build_inputs(scenario.params, p) for p in policies}
-    accs = {p: _Accumulator(bclasses) for p in policies}
-    pair_accs = (
-        {(a, b): _PairAccumulator() for i, a in enumerate(policies) for b in policies[i + 1 :]} if pairs else {}
-    )
-    parts: dict[str, list[np.ndarray]] = {p: [] for p in policies}
-    limit = episodes if target is None else max(episodes, max_episodes or 100 * episodes)
-    done = 0
-    stop = "fixed" if target is None else "max_episodes"
-    while done < limit:
-        n = min(chunk_size, limit - done)
-        vals = {}
-        for p in policies:
-            rows = simulate_rows(inputs[p], seed, done, n)
-            vals[p] = outcome_arrays(rows, bclasses)
-            accs[p].add(vals[p])
-            if keep_episodes:
-                parts[p].append(rows)
-        for (a, b), acc in pair_accs.items():
-            acc.add(vals[a], vals[b])
-        done += n
+    st = PointState(
+        scenario, policies, episodes, chunk_size, target=target, max_episodes=max_episodes, ci_method=ci_method,
+        confidence=confidence, keep_episodes=keep_episodes, pairs=pairs,
+    )  # fmt: skip
+    inputs = {p: build_inputs(scenario.params, p) for p in st.policies}
+    for start, n in st.chunks():
+        rows = {p: simulate_rows(inputs[p], seed, start, n) for p in st.policies}
+        vals = {p: outcome_arrays(r, st.bclasses) for p, r in rows.items()}
+        done = st.add(start, vals, rows)
         if on_chunk is not None:
-            on_chunk(n * len(policies))
-        if target is not None and done >= episodes:
-            if all(
-                meets_target(accs[p].estimate(o, confidence, ci_method), target.value, target.relative)
-                for p in policies
-                for o in target.outcomes
-            ):
-                stop = "target"
-                break
-    kept: dict[str, dict[str, np.ndarray]] = {}
-    if keep_episodes:
-        for p in policies:
-            allrows = np.concatenate(parts[p])
-            kept[p] = {name: allrows[:, i] for i, name in enumerate(OUTCOLS)}
-    return PointRun(done, stop, accs, pair_accs, kept)
+            on_chunk(n * len(st.policies))
+        if done:
+            break
+    return st.result()
 
 
 def check_options(
@@ -507,6 +603,7 @@ def simulate(
     max_episodes: int | None = None,
     outcomes: Iterable[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    client: Any = None,
     **overrides: Any,
 ) -> Result:
     """Simulate ``episodes`` episodes of a scenario under each policy.
@@ -547,6 +644,8 @@ def simulate(
     progress : callable, optional
         Called as ``progress(done, total)`` after each chunk (``total`` is
         the cap when stopping sequentially).
+    client : distributed.Client, optional
+        Run the chunks on this Dask cluster (same answer, bit for bit).
     **overrides
         Parameter overrides by name (``threads=64``,
         ``**{"bystanders.atomic.rate_per_ms": 0}``).
@@ -580,10 +679,23 @@ def simulate(
         if progress is not None:
             progress(done, total)
 
-    run = run_point(
-        scenario, pols, int(seed), int(episodes), int(chunk_size), target=target, max_episodes=max_episodes,
-        ci_method=ci_method, confidence=confidence, keep_episodes=keep_episodes, on_chunk=on_chunk,
-    )  # fmt: skip
+    if client is not None:
+        if keep_episodes:
+            raise DepletionError("keep_episodes: not available with a Dask client (the episodes stay on the workers)")
+        from depletion.distributed import run_points
+
+        st = PointState(
+            scenario, pols, int(episodes), int(chunk_size), target=target, max_episodes=max_episodes,
+            ci_method=ci_method, confidence=confidence,
+        )  # fmt: skip
+        box: list[PointRun] = []
+        run_points(client, {0: st}, int(seed), lambda i, r: box.append(r), on_chunk)
+        run = box[0]
+    else:
+        run = run_point(
+            scenario, pols, int(seed), int(episodes), int(chunk_size), target=target, max_episodes=max_episodes,
+            ci_method=ci_method, confidence=confidence, keep_episodes=keep_episodes, on_chunk=on_chunk,
+        )  # fmt: skip
     return Result(
         int(seed), run.episodes, scenario, run.estimates(confidence, ci_method), run.kept, ci_method, confidence,
         pairs=run.pair_estimates(confidence), stop=run.stop, target=str(target) if target else None,

@@ -117,6 +117,48 @@ def run_bench(
     return report
 
 
+def run_workers_bench(scenario: str | Path | None, episodes: int, policies: list[str], workers: int) -> dict:
+    """Speed-up of a sweep on a local Dask cluster of ``workers`` processes over one worker process.
+
+    Every worker gets the same share of the CPUs (``NUMBA_NUM_THREADS`` =
+    CPUs // ``workers``, as ``--workers`` sets it), so the ratio measures how
+    the sweep scales with workers (ideal: ``workers``). Both clusters are
+    started and warmed up (every worker loads the cached kernels) outside
+    the timing; the sweep is the same 4-point grid over
+    ``threads`` with ``episodes`` per point and policy, in chunks of
+    ``episodes // 8``, and the two results must be equal.
+    """
+    import logging
+
+    import distributed
+
+    from depletion.api import chunk_values
+    from depletion.config import load_scenario
+    from depletion.sweeps import run_sweep
+
+    sc = load_scenario(scenario)
+    t0 = int(sc["threads"]["value"]) if sc["threads"]["dist"] == "fixed" else 32
+    grid = [f"threads={','.join(str(max(1, t0 * k // 4)) for k in (2, 3, 4, 5))}"]
+    out: dict[str, Any] = {"workers": workers, "grid": grid, "episodes_per_point": episodes, "policies": policies}
+    rows = {}
+    per = max(1, (os.cpu_count() or 1) // workers)
+    out["numba_threads_per_worker"] = per
+    for w in (1, workers):
+        with distributed.LocalCluster(
+            n_workers=w, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR,
+            env={"NUMBA_NUM_THREADS": str(per)},
+        ) as lc, distributed.Client(lc) as cl:  # fmt: skip
+            cl.run(chunk_values, sc.params, policies[0], 0, 0, 10, [], False)  # load the kernels everywhere
+            t = time.perf_counter()
+            res = run_sweep(sc, grid, policies=policies, episodes=episodes, chunk_size=max(1, episodes // 8),
+                            client=cl)  # fmt: skip
+            out[f"seconds_{w}_worker" + ("s" if w > 1 else "")] = time.perf_counter() - t
+            rows[w] = res.rows
+    out["speedup"] = out["seconds_1_worker"] / out[f"seconds_{workers}_workers"] if workers > 1 else 1.0
+    out["identical"] = rows[1] == rows[workers]
+    return out
+
+
 def format_report(r: dict[str, Any]) -> str:
     """The report as readable lines."""
     lines = [f"scenario {r['scenario']}: {r['episodes']} episodes per timing, {r['cpu_threads']} CPU threads"]
@@ -134,6 +176,15 @@ def format_report(r: dict[str, Any]) -> str:
         )
     elif ref:
         lines.append(f"  reference: {ref}")
+    w = r.get("workers")
+    if isinstance(w, dict):
+        tn = w[f"seconds_{w['workers']}_workers"] if w["workers"] > 1 else w["seconds_1_worker"]
+        lines.append(
+            f"  Dask sweep ({w['grid'][0]}, {w['episodes_per_point']} episodes x {len(w['policies'])} policies "
+            f"per point): {w['workers']} workers {w['speedup']:.2f}x faster than 1 worker "
+            f"({w['seconds_1_worker']:.1f} s -> {tn:.1f} s), "
+            f"results identical: {w['identical']}"
+        )
     if "cold_start_s" in r:
         lines.append(f"  start-up of `depletion run --episodes 1000`: cold (compiling) {r['cold_start_s']:.1f} s, "
                      f"cached {r['cached_start_s']:.2f} s")  # fmt: skip

@@ -86,7 +86,11 @@ def run(
 
 
 def _command(name: str, scenario: Path | None, opts: list[tuple[str, object]]) -> list[str]:
-    """A canonical command line for the metadata (no --resume/--quiet: a resumed file equals an uninterrupted one)."""
+    """A canonical command line for the metadata.
+
+    Only what decides the answer is recorded (not --resume, --quiet, --workers or --scheduler), so a resumed
+    or distributed sweep's file equals an uninterrupted in-process one's.
+    """
     cmd = ["depletion", name] + ([str(scenario)] if scenario is not None else [])
     for flag, v in opts:
         if v is None or v == [] or v is False:
@@ -94,6 +98,11 @@ def _command(name: str, scenario: Path | None, opts: list[tuple[str, object]]) -
         for x in v if isinstance(v, list) else [v]:
             cmd += [flag] if x is True else [flag, str(x)]
     return cmd
+
+
+def _sequential(sc: object, target: str | None) -> bool:
+    table = getattr(sc, "extra", {}).get("sweep")
+    return target is not None or (isinstance(table, dict) and table.get("target_halfwidth") is not None)
 
 
 class _Bar:
@@ -145,8 +154,18 @@ def sweep(
     max_episodes: Annotated[int | None, MAXEP_OPT] = None,
     outcome: Annotated[list[str] | None, OUTCOME_OPT] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="run on a local Dask cluster of N worker processes")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="run on the Dask cluster at this address (tcp://HOST:PORT)")
+    ] = None,
 ) -> None:
-    """Run a grid of scenarios (every point and policy on the same episodes) and save a results file."""
+    """Run a grid of scenarios (every point and policy on the same episodes) and save a results file.
+
+    With --workers or --scheduler the chunks run on Dask (pip install '.[distributed]'); the results file is
+    the same, byte for byte.
+    """
     from contextlib import nullcontext
 
     try:
@@ -159,7 +178,8 @@ def sweep(
         cmd = _command("sweep", scenario, [
             ("--grid", grid or []), ("--out", str(out)), ("--policy", policy or []), ("--episodes", episodes),
             ("--seed", seed), ("--set", set_ or []), ("--ci-method", ci_method), ("--confidence", confidence),
-            ("--chunk-size", chunk_size), ("--target-halfwidth", target_halfwidth), ("--max-episodes", max_episodes),
+            ("--chunk-size", chunk_size if _sequential(sc, target_halfwidth) else None),
+            ("--target-halfwidth", target_halfwidth), ("--max-episodes", max_episodes),
             ("--outcome", outcome or []),
         ])  # fmt: skip
         bar = nullcontext(None) if quiet else _Bar()
@@ -168,6 +188,7 @@ def sweep(
                 sc, grid or None, policies=policy or None, episodes=episodes, seed=seed, out=out, resume=resume,
                 target_halfwidth=target_halfwidth, max_episodes=max_episodes, outcomes=outcome or None,
                 ci_method=ci_method, confidence=confidence, chunk_size=chunk_size, progress=cb, command=cmd,
+                workers=workers, scheduler=scheduler,
             )  # fmt: skip
     except DepletionError as e:
         _fail(str(e))
@@ -225,6 +246,9 @@ def bench(
         int, typer.Option("--reference-episodes", help="episodes for the Python reference (0: skip)")
     ] = 200,
     startup: Annotated[bool, typer.Option("--startup/--no-startup", help="time cold and cached start-up")] = True,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="also time a Dask sweep on N workers against 1 worker")
+    ] = None,
     json_: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Measure speed: episodes/s per core, thread speed-up, start-up, ratio to the reference."""
@@ -234,6 +258,16 @@ def bench(
         from depletion.bench import run_bench
 
         report = run_bench(scenario, episodes, policy or ["tif_memdie", "alloc_oom"], reference_episodes, startup)
+        if workers is not None:
+            if workers < 1:
+                _fail(f"--workers: expected a whole number >= 1, got {workers}")
+            from depletion.bench import run_workers_bench
+            from depletion.distributed import _dask
+
+            _dask()  # a clear error without the extra
+            report["workers"] = run_workers_bench(
+                scenario, episodes, policy or ["tif_memdie", "alloc_oom"], workers
+            )
     except DepletionError as e:
         _fail(str(e))
         return

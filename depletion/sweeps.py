@@ -373,6 +373,9 @@ def run_sweep(
     chunk_size: int | None = None,
     progress: Callable[[dict], None] | None = None,
     command: Sequence[str] | None = None,
+    client: Any = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> SweepResult:
     """Run a sweep: every grid point under every policy, on common random numbers.
 
@@ -401,6 +404,14 @@ def run_sweep(
         ``point_fraction``, ``episodes``, ``elapsed_s``) after each chunk.
     command : sequence of str, optional
         The command line to record in the metadata.
+    client : distributed.Client, optional
+        Run the chunks on this Dask cluster.
+    workers : int, optional
+        Start a local Dask cluster of this many worker processes.
+    scheduler : str, optional
+        Use the Dask cluster at this address (``tcp://host:8786``).
+        With any of the three, the results are identical to the in-process
+        run's (see :mod:`depletion.distributed`).
 
     Returns
     -------
@@ -412,7 +423,8 @@ def run_sweep(
         For a bad grid, option or scenario, an unreadable ``out`` on resume,
         or a resume against a different sweep.
     """
-    from depletion.api import check_options, check_policies, parse_target, run_point
+    from depletion.api import PointState, check_options, check_policies, parse_target, run_point
+    from depletion.distributed import cluster, run_points
 
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
@@ -463,7 +475,8 @@ def run_sweep(
         "policies": pols,
         "seed": int(opts["seed"]),
         "episodes": int(opts["episodes"]),
-        "chunk_size": int(opts["chunk_size"]),
+        # the chunk size changes no number of a fixed-size run (only where a sequential rule looks)
+        "chunk_size": int(opts["chunk_size"]) if target else None,
         "confidence": float(opts["confidence"]),
         "ci_method": opts["ci_method"],
         "target_halfwidth": str(target) if target else None,
@@ -505,6 +518,24 @@ def run_sweep(
             result.rows = sorted(rows, key=lambda r: r["point"])  # rows of a point stay in their order
             write_results(path, meta, names, result.rows)
 
+    conf, method = float(opts["confidence"]), opts["ci_method"]
+
+    def finished(i: int, run: Any) -> None:
+        nonlocal last_save
+        rows.extend(point_rows(i, points[i], names, run, conf, method))
+        done.add(i)
+        report(0.0)
+        now = time.monotonic()
+        if now - last_save >= SAVE_EVERY_S:
+            save()
+            last_save = now
+
+    def state(i: int) -> Any:
+        return PointState(
+            scenarios[i], pols, int(opts["episodes"]), int(opts["chunk_size"]), target=target,
+            max_episodes=meta["max_episodes"], ci_method=method, confidence=conf,
+        )  # fmt: skip
+
     # a SIGTERM (kill) ends the sweep like Ctrl-C: finished points are saved first
     old = signal.getsignal(signal.SIGTERM)
     if old is not None:
@@ -514,27 +545,31 @@ def run_sweep(
             old = None
     try:
         report(0.0)
-        for i in todo:
-            part = 0
+        with cluster(workers, scheduler, client) as cl:
+            if cl is not None:
 
-            def on_chunk(n: int) -> None:
-                nonlocal eps, part
-                eps += n
-                part += n
-                report(min(part / per_point, 0.99) if target is None else 0.5)
+                def on_any_chunk(n: int) -> None:
+                    nonlocal eps
+                    eps += n
+                    report(0.0)
 
-            run = run_point(
-                scenarios[i], pols, int(opts["seed"]), int(opts["episodes"]), int(opts["chunk_size"]),
-                target=target, max_episodes=meta["max_episodes"], ci_method=opts["ci_method"],
-                confidence=float(opts["confidence"]), on_chunk=on_chunk,
-            )  # fmt: skip
-            rows.extend(point_rows(i, points[i], names, run, float(opts["confidence"]), opts["ci_method"]))
-            done.add(i)
-            report(0.0)
-            now = time.monotonic()
-            if now - last_save >= SAVE_EVERY_S:
-                save()
-                last_save = now
+                run_points(cl, {i: state(i) for i in todo}, int(opts["seed"]), finished, on_any_chunk)
+            else:
+                for i in todo:
+                    part = 0
+
+                    def on_chunk(n: int) -> None:
+                        nonlocal eps, part
+                        eps += n
+                        part += n
+                        report(min(part / per_point, 0.99) if target is None else 0.5)
+
+                    run = run_point(
+                        scenarios[i], pols, int(opts["seed"]), int(opts["episodes"]), int(opts["chunk_size"]),
+                        target=target,
+                        max_episodes=meta["max_episodes"], ci_method=method, confidence=conf, on_chunk=on_chunk,
+                    )  # fmt: skip
+                    finished(i, run)
     except KeyboardInterrupt:
         save()
         raise
