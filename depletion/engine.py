@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,40 +26,49 @@ from depletion._jit import njit
 from depletion.config import DIST_KIND, MAX_ORDER
 from depletion.rng import D_EXPONENTIAL as D_EXP_KIND
 from depletion.rng import D_FIXED as D_FIXED_KIND
+from depletion.rng import D_GEOMETRIC as D_GEOM_KIND
+from depletion.rng import D_POISSON as D_POIS_KIND
+from depletion.rng import D_UNIFORM as D_UNIF_KIND
 from depletion.rng import choose, exponential, sample, stream_key, uniform
 
 # ---------------------------------------------------------------- outputs
 OUTCOLS = (
-    "exhausted",
-    "min_free",
-    "victim_failures",
-    "stalled",
-    "max_stall_us",
-    "resolve_us",
-    "reaper_gave_up",
-    "full_reserve_threads",
-    "oom_rekills",
-    "W",
-    "F0",
-    "n_threads",
-    "victim_requests",
-    "events",
-    "F_end",
-    "allocated",
-    "freed_hold",
-    "freed_exit",
-    "freed_mm",
-    "freed_reclaim",
-    "freed_bystander",
-    "rss_total",
-    "min_grant_free",
-    "truncated",
-) + tuple(f"bystander_failures.{c}" for c in sem.CLASSES)
+    (
+        "exhausted",
+        "min_free",
+        "victim_failures",
+        "stalled",
+        "max_stall_us",
+        "resolve_us",
+        "reaper_gave_up",
+        "full_reserve_threads",
+        "oom_rekills",
+        "W",
+        "F0",
+        "n_threads",
+        "victim_requests",
+        "events",
+        "F_end",
+        "allocated",
+        "freed_hold",
+        "freed_exit",
+        "freed_mm",
+        "freed_reclaim",
+        "freed_bystander",
+        "rss_total",
+        "min_grant_free",
+        "truncated",
+    )
+    + tuple(f"bystander_failures.{c}" for c in sem.CLASSES)
+    + ("log_weight",)
+)
 NCOL = len(OUTCOLS)
 COL = {name: i for i, name in enumerate(OUTCOLS)}
 O_EXH, O_MINF, O_VFAIL, O_STALL, O_MAXSTALL, O_RESOLVE, O_GAVEUP, O_FULLRES, O_REKILL = range(9)
 O_W, O_F0, O_NTH, O_VREQ, O_EVENTS, O_FEND, O_ALLOC, O_FHOLD, O_FEXIT, O_FMM, O_FRECL, O_FBYST = range(9, 21)
 O_RSS, O_MINGRANT, O_TRUNC, O_BFAIL = 21, 22, 23, 24
+#: log likelihood ratio log p/q of the episode's tilted draws (0.0 without a tilt); see :mod:`depletion.rare`
+O_LW = NCOL - 1
 
 # ------------------------------------------------------------- parameters
 (
@@ -227,6 +236,38 @@ def _dist(D, idx, key, draw):
     if kind == D_FIXED_KIND:
         return D[idx, 1]
     return sample(kind, D[idx, 1], D[idx, 2], key, draw)
+
+
+#: width of a row of the tilt tables ``TL`` and ``BTL``: ``(kind, c0, c1, c2, c3, c4)``
+NTL = 6
+
+
+@njit
+def _lr(TL, idx, x):
+    """``log p(x) - log q(x)`` of a value ``x`` drawn from row ``idx`` of the proposal.
+
+    ``TL[idx]`` holds the family (``0``: not tilted, the ratio is 1) and
+    coefficients precomputed by :func:`tilt_row` from the nominal law ``p``
+    and the proposal ``q`` of the same family. ``x`` is the value exactly as
+    :func:`depletion.rng.sample` returns it (before any rounding), so the
+    ratio is that of the laws of the drawn variate.
+    """
+    kind = int(TL[idx, 0])
+    if kind == 0:
+        return 0.0
+    if kind == D_EXP_KIND:
+        return TL[idx, 1] + TL[idx, 2] * x
+    if kind == D_POIS_KIND:
+        return TL[idx, 1] if x == 0.0 else TL[idx, 1] + TL[idx, 2] * x
+    if kind == D_GEOM_KIND:
+        return TL[idx, 1] if x == 1.0 else TL[idx, 1] + TL[idx, 2] * (x - 1.0)
+    if kind == D_UNIF_KIND:
+        return TL[idx, 1] if TL[idx, 2] <= x <= TL[idx, 3] else -INF
+    # lognormal
+    z = math.log(x)
+    a = z - TL[idx, 2]
+    b = z - TL[idx, 4]
+    return TL[idx, 1] - a * a * TL[idx, 3] + b * b * TL[idx, 5]
 
 
 @njit
@@ -508,10 +549,20 @@ def _drain(t, t_reap, V, rs, mi, mf, horizon, kr, lock_p, retries, retry_us, rea
 @njit
 def _episode(
     seed, e, P, D, class_cum, order_cum, cflags0, cflags1, creclaim, coom, cnomem, cnofail,
-    brate, border_cum, bhold,
-    ti, tf, tk, pm, mf, mi, ht, hp, tw, tt, hold_t, hold_p, kb, bidx, bfail, rs, mf2, mi2, rs2, out,
+    brate, border_cum, bhold, tilt, TL, BTL, class_lr, order_lr, border_lr, rate_lr,
+    ti, tf, tk, pm, mf, mi, ht, hp, tw, tt, hold_t, hold_p, kb, bidx, bfail, rs, mf2, mi2, rs2, bcnt, out,
 ):  # fmt: skip
     """Simulate episode ``e`` into ``out`` (one row).
+
+    The distribution tables (``D``, ``class_cum``, ``order_cum``, ``brate``,
+    ``border_cum``, ``bhold``) are the law the draws are taken from. With
+    ``tilt != 0`` that law is an importance-sampling proposal ``q`` and the
+    tilt tables (see :func:`tilt_tables`) give ``log p - log q`` against the
+    nominal law ``p``: every tilted draw the episode makes adds its log
+    ratio to ``out[O_LW]``, and each tilted bystander stream adds its
+    Poisson-process ratio over the episode's real end (docs/model-notes.md,
+    "Rare events"). With ``tilt == 0`` nothing of this runs and the tables
+    are not read.
 
     Returns 0, 1 if the bystander hold heap is too small, or 2 if the
     per-thread hold pool is too small (the caller grows it and reruns the
@@ -549,8 +600,12 @@ def _episode(
     for c in range(out.shape[0]):
         out[c] = 0.0
 
+    lw = 0.0  # log likelihood ratio of the tilted draws
     ke = stream_key(seed, e, np.uint64(0))
-    F = _iround(_dist(D, D_F0, ke, 0) * W)
+    x = _dist(D, D_F0, ke, 0)
+    if tilt:
+        lw += _lr(TL, D_F0, x)
+    F = _iround(x * W)
     if F < 0:
         F = 0
     F0 = F
@@ -631,7 +686,10 @@ def _episode(
         tk[0, j] = kw
         tk[1, j] = stream_key(seed, e, _thread_stream(TAG_RECLAIM, v, s, i))
         inal = uniform(kw, 0) <= inalloc
-        n = max(0, _iround(_dist(D, D_NREQ, kw, 2)))
+        x = _dist(D, D_NREQ, kw, 2)
+        if tilt:
+            lw += _lr(TL, D_NREQ, x)
+        n = max(0, _iround(x))
         if inal and n < 1:
             n = 1
         ti[TI_NREQ, j] = n
@@ -652,7 +710,11 @@ def _episode(
         if inal:
             tf[TF_ACT, j] = 0.0
         else:
-            tf[TF_ACT, j] = _dist(D, D_WAKE, kw, 1) + _dist(D, D_GAP, kw, 3)
+            x = _dist(D, D_WAKE, kw, 1)
+            x2 = _dist(D, D_GAP, kw, 3)
+            if tilt:
+                lw += _lr(TL, D_WAKE, x) + _lr(TL, D_GAP, x2)
+            tf[TF_ACT, j] = x + x2
         tt[L + j] = tf[TF_ACT, j]
 
     # bystanders
@@ -693,6 +755,8 @@ def _episode(
         if events > max_events:
             truncated = 1
             t_end = t
+            if tilt and S_BYST <= slot < S_REAP:
+                bidx[slot - S_BYST] += 1  # an arrival at t_end is observed (it sets t_end): count it
             break
         if slot < T:
             # ------------------------------------------------ victim thread
@@ -741,6 +805,8 @@ def _episode(
                     r = ti[TI_REQ, j]
                     ti[TI_CLS, j] = choose(class_cum, uniform(kw, 8 + 4 * r))
                     ti[TI_ORDER, j] = choose(order_cum, uniform(kw, 9 + 4 * r)) if order_cum.shape[0] > 1 else 0
+                    if tilt:
+                        lw += class_lr[ti[TI_CLS, j]] + order_lr[ti[TI_ORDER, j]]
                     ti[TI_ROUNDS, j] = 0
                     tf[TF_START, j] = t
                     vreq += 1
@@ -803,7 +869,10 @@ def _episode(
                             min_grant = F
                         ti[TI_HELD, j] += size
                         r = ti[TI_REQ, j]
-                        he = t + _dist(D, D_HOLD, kw, 10 + 4 * r)
+                        x = _dist(D, D_HOLD, kw, 10 + 4 * r)
+                        if tilt:
+                            lw += _lr(TL, D_HOLD, x)
+                        he = t + x
                         hold_t[ti[TI_HOFF, j] + r] = he
                         hold_p[ti[TI_HOFF, j] + r] = size
                         if he < tf[TF_HMIN, j]:
@@ -853,7 +922,10 @@ def _episode(
                     r = ti[TI_REQ, j]
                     ti[TI_REQ, j] = r + 1
                     ti[TI_PHASE, j] = PH_START
-                    nxt = t + _dist(D, D_GAP, kw, 11 + 4 * r)
+                    x = _dist(D, D_GAP, kw, 11 + 4 * r)
+                    if tilt:
+                        lw += _lr(TL, D_GAP, x)
+                    nxt = t + x
             else:
                 nxt = tf[TF_ACT, j]  # exited (INF)
             tf[TF_ACT, j] = nxt
@@ -863,6 +935,8 @@ def _episode(
             c = slot - S_BYST
             i = bidx[c]
             k = choose(border_cum[c], uniform(kb[c], 3 * i + 1)) if border_cum[c, 0] < 1.0 else 0
+            if tilt:
+                lw += border_lr[c, k]
             fl = cflags0[c] if k == 0 else cflags1[c]  # bystanders' own class flags, never a grant
             size = 1 << k
             ok = watermark_ok(F, k, W, fl, era, highatomic, oom_frac)
@@ -886,13 +960,18 @@ def _episode(
                     freed_byst += fh
                     if nheap >= heap_cap:
                         return 1
-                _heap_push(ht, hp, nheap, t + _dist(bhold, c, kb[c], 3 * i + 2), size)
+                x = _dist(bhold, c, kb[c], 3 * i + 2)
+                if tilt:
+                    lw += _lr(BTL, c, x)
+                _heap_push(ht, hp, nheap, t + x, size)
                 nheap += 1
             else:
                 bfail[c] += 1
                 if (fl & sem.ALLOC_NO_WATERMARKS) != 0:
                     exhausted = 1
             bidx[c] = i + 1
+            # the arrival gaps are not weighted one by one: a tilted rate is weighted as a
+            # Poisson process over the episode's end, after the loop
             _tset(tt, tw, L, slot, t + exponential(kb[c], 3 * (i + 1), 1.0 / brate[c]))
         elif slot == S_REAP:
             # ------------------------------------------------ OOM reaper
@@ -940,16 +1019,28 @@ def _episode(
                                     reaper_lock, td_rate, rp_rate)  # fmt: skip
                 t_stop = min(t_drain, horizon)
                 need = 0
+                lw_look = 0.0
                 for c in range(NCLS):
                     if brate[c] > 0.0 and need <= room:
                         ta = tt[L + S_BYST + c]
                         i = bidx[c]
                         while ta <= t_stop and need <= room:
                             k = choose(border_cum[c], uniform(kb[c], 3 * i + 1)) if border_cum[c, 0] < 1.0 else 0
+                            if tilt:
+                                lw_look += border_lr[c, k]
                             need += 1 << k
                             i += 1
                             ta += exponential(kb[c], 3 * i, 1.0 / brate[c])
+                        bcnt[c] = i
                 if need <= room:
+                    if tilt:
+                        # these arrivals (up to the end, t_stop) and their orders happen in the
+                        # true process and decided the shortcut: weight them; their holds are
+                        # never drawn and change nothing, so they carry no ratio
+                        lw += lw_look
+                        for c in range(NCLS):
+                            if brate[c] > 0.0:
+                                bidx[c] = bcnt[c]
                     for v in range(V):
                         mf[MF_NEXT, v] = tt[L + S_MM + v]
                     t_fin, freed = _drain(t, tt[L + S_REAP], V, rs, mi, mf, horizon, kr, lock_p, retries, retry_us,
@@ -975,6 +1066,16 @@ def _episode(
         freed_mm += freed
     else:
         resolve = t_end
+
+    if tilt:
+        # tilted bystander rates: the Poisson-process likelihood ratio over [0, t_end],
+        # (r / r')**N * exp(-(r - r') * t_end), N = arrivals in [0, t_end]; t_end is a
+        # stopping time and no outcome depends on the streams after it
+        for c in range(NCLS):
+            if rate_lr[c, 0] != 0.0:
+                if bidx[c] > 0:
+                    lw += bidx[c] * rate_lr[c, 1]
+                lw -= rate_lr[c, 2] * t_end
 
     out[O_EXH] = exhausted
     out[O_MINF] = min_free
@@ -1002,6 +1103,7 @@ def _episode(
     out[O_TRUNC] = truncated
     for c in range(NCLS):
         out[O_BFAIL + c] = bfail[c]
+    out[O_LW] = lw
     return 0
 
 
@@ -1029,15 +1131,19 @@ def _alloc_ws(capT, capP, V, capH, capR):
     mf2 = np.zeros((NMF, V), dtype=np.float64)
     mi2 = np.zeros((NMI, V), dtype=np.int64)
     rs2 = np.zeros(NRS, dtype=np.int64)
-    return ti, tf, tk, pm, mf, mi, ht, hp, tw, tt, hold_t, hold_p, kb, bidx, bfail, rs, mf2, mi2, rs2
+    bcnt = np.zeros(NCLS, dtype=np.int64)
+    return ti, tf, tk, pm, mf, mi, ht, hp, tw, tt, hold_t, hold_p, kb, bidx, bfail, rs, mf2, mi2, rs2, bcnt
 
 
 @njit(parallel=True)
 def run_block(
     seed, start, n, nblocks, P, D, class_cum, order_cum, cflags0, cflags1, creclaim, coom, cnomem, cnofail,
-    brate, border_cum, bhold, out,
+    brate, border_cum, bhold, tilt, TL, BTL, class_lr, order_lr, border_lr, rate_lr, out,
 ):  # fmt: skip
     """Fill ``out[i]`` with the outcomes of episode ``start + i`` for ``i < n``.
+
+    The tilt arguments (``tilt`` a flag, then the tables of
+    :func:`tilt_tables`) are passed through to :func:`_episode`.
 
     ``prange`` runs over ``nblocks`` contiguous blocks; each block allocates
     its scratch once and grows it when an episode needs more. The result of
@@ -1062,9 +1168,9 @@ def run_block(
             while True:
                 st = _episode(
                     seed, e, P, D, class_cum, order_cum, cflags0, cflags1, creclaim, coom, cnomem, cnofail,
-                    brate, border_cum, bhold,
+                    brate, border_cum, bhold, tilt, TL, BTL, class_lr, order_lr, border_lr, rate_lr,
                     ws[0], ws[1], ws[2], ws[3], ws[4], ws[5], ws[6], ws[7], ws[8], ws[9], ws[10], ws[11], ws[12],
-                    ws[13], ws[14], ws[15], ws[16], ws[17], ws[18], out[i],
+                    ws[13], ws[14], ws[15], ws[16], ws[17], ws[18], ws[19], out[i],
                 )  # fmt: skip
                 if st == 0:
                     break
@@ -1094,12 +1200,21 @@ class Inputs:
     border_cum: np.ndarray
     bhold: np.ndarray
     W: int
+    #: importance sampling: the tables above are the proposal, these compare it with the nominal law
+    tilt: int = 0
+    TL: np.ndarray = field(default_factory=lambda: np.zeros((len(DIST_ORDER), NTL)))
+    BTL: np.ndarray = field(default_factory=lambda: np.zeros((NCLS, NTL)))
+    class_lr: np.ndarray = field(default_factory=lambda: np.zeros(NCLS))
+    order_lr: np.ndarray = field(default_factory=lambda: np.zeros(NORD))
+    border_lr: np.ndarray = field(default_factory=lambda: np.zeros((NCLS, NORD)))
+    rate_lr: np.ndarray = field(default_factory=lambda: np.zeros((NCLS, 3)))
 
     def arrays(self) -> tuple:
         """The arrays in kernel argument order."""
         return (
             self.P, self.D, self.class_cum, self.order_cum, self.cflags0, self.cflags1, self.creclaim, self.coom,
-            self.cnomem, self.cnofail, self.brate, self.border_cum, self.bhold,
+            self.cnomem, self.cnofail, self.brate, self.border_cum, self.bhold, np.int64(self.tilt), self.TL,
+            self.BTL, self.class_lr, self.order_lr, self.border_lr, self.rate_lr,
         )  # fmt: skip
 
 
@@ -1124,7 +1239,136 @@ def _cum(p: list[float], n: int) -> np.ndarray:
     return c
 
 
-def build_inputs(params: Mapping[str, Any], policy: str | sem.Policy, max_events: int = 50_000_000) -> Inputs:
+#: parameters whose draws carry a likelihood ratio under a tilt (rows of ``D``)
+TILT_DIST_ROWS = {"f0_frac": D_F0, "wake_us": D_WAKE, "exit_allocs": D_NREQ, "exit_gap_us": D_GAP, "hold_us": D_HOLD}
+
+
+def tilt_row(nominal: Mapping[str, Any], proposal: Mapping[str, Any], key: str = "") -> np.ndarray:
+    """Coefficients of ``log p(x) - log q(x)`` for one distribution (a row of ``TL``, read by :func:`_lr`).
+
+    ``nominal`` (``p``) and ``proposal`` (``q``) are canonical distribution
+    tables of the same family (:func:`depletion.config.resolve`), with the
+    support of ``q`` containing that of ``p`` (:mod:`depletion.rare` checks
+    both). Equal tables give the all-zero row (not tilted). The laws are
+    those of the value :func:`depletion.rng.sample` returns:
+
+    - exponential, mean m: ``log(m'/m) + x (1/m' - 1/m)``;
+    - poisson, mean m (by inversion): ``(m' - m) + x log(m/m')``;
+    - geometric, mean a, support 1, 2, ... (``P(x) = (1/a)(1 - 1/a)**(x-1)``,
+      a point mass at 1 when a = 1): ``log(a'/a) + (x - 1) log((1 - 1/a)/(1 - 1/a'))``;
+    - uniform on [l, h]: ``log((h' - l')/(h - l))`` inside [l, h], ``-inf`` outside;
+    - lognormal, median m, sigma s: ``log(s'/s) - (ln x - ln m)**2/(2 s**2) + (ln x - ln m')**2/(2 s'**2)``.
+
+    Raises
+    ------
+    DepletionError
+        If the families differ or the family is ``fixed``.
+    """
+    from depletion.errors import DepletionError
+
+    row = np.zeros(NTL)
+    if dict(nominal) == dict(proposal):
+        return row
+    name = nominal["dist"]
+    if proposal["dist"] != name or name == "fixed":
+        raise DepletionError(f"{key}: cannot tilt {name!r} to {proposal['dist']!r}")
+    row[0] = DIST_KIND[name]
+    with np.errstate(divide="ignore"):
+        if name == "exponential":
+            m, m2 = nominal["mean"], proposal["mean"]
+            row[1] = math.log(m2 / m)
+            row[2] = 1.0 / m2 - 1.0 / m
+        elif name == "poisson":
+            m, m2 = nominal["mean"], proposal["mean"]
+            row[1] = m2 - m
+            row[2] = np.log(m) - math.log(m2)  # -inf for m = 0: only x = 0 has mass
+        elif name == "geometric":
+            a, a2 = nominal["mean"], proposal["mean"]
+            row[1] = math.log(a2 / a)
+            row[2] = np.log1p(-1.0 / a) - math.log1p(-1.0 / a2)  # -inf for a = 1: only x = 1 has mass
+        elif name == "uniform":
+            lo, hi, lo2, hi2 = nominal["low"], nominal["high"], proposal["low"], proposal["high"]
+            row[1] = math.log((hi2 - lo2) / (hi - lo))
+            row[2] = lo
+            row[3] = hi
+        else:
+            m, s, m2, s2 = nominal["median"], nominal["sigma"], proposal["median"], proposal["sigma"]
+            row[1] = math.log(s2 / s)
+            row[2] = math.log(m)
+            row[3] = 1.0 / (2.0 * s * s)
+            row[4] = math.log(m2)
+            row[5] = 1.0 / (2.0 * s2 * s2)
+    return row
+
+
+def _cat_lr(p_cum: np.ndarray, q_cum: np.ndarray) -> np.ndarray:
+    """``log p_k - log q_k`` from the kernel's cumulative tables (0 where ``q_k = 0``: never drawn)."""
+    n = q_cum.shape[0]
+    p = np.diff(np.concatenate([[0.0], p_cum]))
+    q = np.diff(np.concatenate([[0.0], q_cum]))
+    pp = np.zeros(n)
+    m = min(n, p.shape[0])
+    pp[:m] = p[:m]
+    out = np.zeros(n)
+    with np.errstate(divide="ignore"):
+        pos = q > 0
+        out[pos] = np.log(pp[pos]) - np.log(q[pos])
+    return out
+
+
+def tilt_tables(params: Mapping[str, Any], proposal: Mapping[str, Any]) -> dict[str, Any]:
+    """The kernel's tilt tables: ``log p - log q`` of the nominal ``params`` against ``proposal``.
+
+    Returns a dict with ``tilt`` (1 if anything is tilted, else 0), ``TL``
+    (rows of ``D``), ``BTL`` (bystander holds by class), ``class_lr``,
+    ``order_lr``, ``border_lr`` (categorical log ratios, indexed like the
+    proposal's cumulative tables) and ``rate_lr`` (by class: tilted flag,
+    ``log(r/r')``, ``r - r'`` per microsecond).
+
+    Raises
+    ------
+    DepletionError
+        If a parameter other than the tiltable ones differs.
+    """
+    from depletion.errors import DepletionError
+
+    by_p, by_q = params["bystanders"], proposal["bystanders"]
+    for k in params:
+        if k != "bystanders" and k not in TILT_DIST_ROWS and k not in ("class_probs", "order_probs"):
+            if params[k] != proposal[k]:
+                raise DepletionError(f"{k}: cannot be tilted")
+    TL = np.zeros((len(DIST_ORDER), NTL))
+    for k, idx in TILT_DIST_ROWS.items():
+        TL[idx] = tilt_row(params[k], proposal[k], k)
+    BTL = np.zeros((NCLS, NTL))
+    rate_lr = np.zeros((NCLS, 3))
+    border_lr = np.zeros((NCLS, NORD))
+    for ci, c in enumerate(sem.CLASSES):
+        BTL[ci] = tilt_row(by_p[c]["hold_us"], by_q[c]["hold_us"], f"bystanders.{c}.hold_us")
+        r, r2 = by_p[c]["rate_per_ms"] / 1000.0, by_q[c]["rate_per_ms"] / 1000.0
+        if r != r2:
+            rate_lr[ci, 0] = 1.0
+            rate_lr[ci, 1] = (math.log(r) if r > 0 else -INF) - math.log(r2)
+            rate_lr[ci, 2] = r - r2
+        border_lr[ci] = _cat_lr(_cum(by_p[c]["order_probs"], NORD), _cum(by_q[c]["order_probs"], NORD))
+    cp, cq = params["class_probs"], proposal["class_probs"]
+    class_lr = _cat_lr(
+        _cum([cp.get(c, 0.0) for c in sem.CLASSES], NCLS), _cum([cq.get(c, 0.0) for c in sem.CLASSES], NCLS)
+    )
+    op, oq = params["order_probs"], proposal["order_probs"]
+    order_lr = _cat_lr(_cum(op, len(op)), _cum(oq, len(oq)))
+    tilted = bool(TL[:, 0].any() or BTL[:, 0].any() or rate_lr[:, 0].any())
+    tilted = tilted or bool(np.any(class_lr != 0) or np.any(order_lr != 0) or np.any(border_lr != 0))
+    return {"tilt": int(tilted), "TL": TL, "BTL": BTL, "class_lr": class_lr, "order_lr": order_lr,
+            "border_lr": border_lr, "rate_lr": rate_lr}  # fmt: skip
+
+
+def build_inputs(
+    params: Mapping[str, Any],
+    policy: str | sem.Policy,
+    max_events: int = 50_000_000,
+    proposal: Mapping[str, Any] | None = None,
+) -> Inputs:
     """Pack resolved scenario parameters and a policy into kernel arrays.
 
     Parameters
@@ -1136,11 +1380,20 @@ def build_inputs(params: Mapping[str, Any], policy: str | sem.Policy, max_events
     max_events : int
         Safety cap on events per episode (an episode that reaches it is
         marked ``truncated`` and counted as stalled).
+    proposal : mapping, optional
+        Importance sampling: resolved parameters to draw from instead of
+        ``params`` (only the tiltable ones may differ; build it with
+        :func:`depletion.rare.proposal_params`, which checks the tilt). The
+        episodes then carry ``log_weight = log p - log q`` of their draws.
 
     Returns
     -------
     Inputs
     """
+    if proposal is not None:
+        tabs = tilt_tables(params, proposal)
+        inp = build_inputs(proposal, policy, max_events)
+        return Inputs(*(getattr(inp, f) for f in Inputs.__dataclass_fields__ if f not in tabs), **tabs)
     pol = sem.parse_policy(policy) if isinstance(policy, str) else policy
     mfk = None if params["min_free_kbytes"] == "auto" else int(params["min_free_kbytes"])
     W, _, _ = sem.watermarks(params["memory_gib"], pol.era, mfk, params["watermark_scale_factor"])
