@@ -96,7 +96,7 @@ SPECS: dict[str, Spec] = {
 BYSTANDER_KEYS = ("rate_per_ms", "order_probs", "hold_us")
 BYSTANDER_DEFAULT_RATES = {"atomic": 5.0, "high": 0.5, "memalloc": 0.05, "kernel": 2.0}
 HOLD_SPEC = Spec("dist", _exp(500.0), 0, 1e12, "exponential")
-RESERVED_KEYS = ("name", "description", "sweep")
+RESERVED_KEYS = ("name", "description", "sweep", "tilt")
 
 
 def default_bystanders() -> dict[str, dict]:

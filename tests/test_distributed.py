@@ -149,3 +149,23 @@ def test_bench_workers_reports_speedup():
     w = json.loads(r.output)["workers"]
     assert w["workers"] == 2 and w["identical"] is True
     assert w["speedup"] == pytest.approx(w["seconds_1_worker"] / w["seconds_2_workers"])
+
+
+def test_resume_on_the_cluster(client, local_file, tmp_path, monkeypatch):
+    """Interrupted in-process, finished on the cluster: the file an uninterrupted run writes."""
+    import depletion.sweeps as sw
+
+    monkeypatch.setattr(sw, "SAVE_EVERY_S", 0.0)
+
+    def stop_after_one(s):
+        if s["points_done"] >= 1 and s["point_fraction"] == 0.0:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "r.csv"
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(small(), GRID, episodes=2400, chunk_size=600, seed=3, out=out, command=["c"],
+                  progress=stop_after_one)  # fmt: skip
+    assert out.read_bytes() != local_file
+    run_sweep(small(), GRID, episodes=2400, chunk_size=600, seed=3, out=out, command=["c"], client=client,
+              resume=True)  # fmt: skip
+    assert out.read_bytes() == local_file

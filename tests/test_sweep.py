@@ -436,3 +436,29 @@ def test_killed_sweep_process_keeps_points_and_resumes(tmp_path):
     r = subprocess.run([*base, "--out", str(part), "--resume"], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert part.read_bytes() == whole.read_bytes()
+
+
+PAPER = sorted((ROOT / "configs" / "paper").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", PAPER, ids=lambda p: p.stem)
+def test_paper_configs_are_valid_sweeps(path):
+    """Every paper sweep loads, every point validates, and its options are legal (running them is `make figures`)."""
+    from depletion.api import check_options, check_policies, parse_target
+
+    sc = load_scenario(path)
+    axes, opts = split_sweep_table(sc.extra.get("sweep"))
+    assert axes, "a paper config sweeps something"
+    pols = axes.pop("policy", None) or sc["policies"]
+    check_policies([str(p) for p in pols])
+    names = list(axes)
+    import itertools
+
+    for vals in itertools.product(*(axes[n] for n in names)):
+        sc.with_overrides(dict(zip(names, vals)))
+    full = {"episodes": 100_000, "seed": 0, "chunk_size": 1 << 16, "ci_method": "wilson", "confidence": 0.95,
+            "max_episodes": None, **opts}  # fmt: skip
+    check_options(full["episodes"], full["seed"], full["chunk_size"], full["ci_method"], full["confidence"],
+                  full["max_episodes"])  # fmt: skip
+    if "target_halfwidth" in opts:
+        parse_target(opts["target_halfwidth"], opts.get("outcomes"))
