@@ -142,9 +142,9 @@ class Result:
         return pd.DataFrame.from_records(recs)
 
     def _repr_html_(self) -> str:
-        import html
+        from depletion.display import result_html
 
-        return "<pre>" + html.escape(self.table()) + "</pre>"
+        return result_html(self)
 
     def __str__(self) -> str:
         return self.table()

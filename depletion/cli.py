@@ -342,6 +342,84 @@ def bench(
         typer.echo(format_report(report))
 
 
+@app.command()
+def plot(
+    results: Annotated[Path, typer.Argument(help="results file of a sweep")],
+    kind: Annotated[
+        str | None, typer.Option("--kind", "-k", help="curve, heatmap, diff or cdf (default: chosen)")
+    ] = None,
+    outcome: Annotated[
+        list[str] | None, typer.Option("--outcome", "-o", help="outcome (repeatable; default exhausted)")
+    ] = None,
+    policy: Annotated[list[str] | None, typer.Option("--policy", "-p", help="policy to draw (repeatable)")] = None,
+    x: Annotated[str | None, typer.Option("--x", help="swept parameter on the x axis (or policy)")] = None,
+    y: Annotated[str | None, typer.Option("--y", help="heatmap: swept parameter on the y axis")] = None,
+    where: Annotated[
+        list[str] | None, typer.Option("--where", help="fix a swept parameter: name=value (repeatable)")
+    ] = None,
+    a: Annotated[str | None, typer.Option("--a", help="diff: policy A of A - B")] = None,
+    b: Annotated[str | None, typer.Option("--b", help="diff: policy B of A - B")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="figure file (.pdf, .png or .svg)")] = None,
+    format_: Annotated[str | None, typer.Option("--format", help="formats, comma-separated: pdf,png")] = None,
+    width: Annotated[str | None, typer.Option("--width", help="one (3.5 in) or two (7.16 in) columns")] = None,
+    dpi: Annotated[int, typer.Option("--dpi", help="resolution of PNG files")] = 300,
+    logx: Annotated[bool | None, typer.Option("--logx/--linear-x", help="x scale (default: log if decades)")] = None,
+    logy: Annotated[bool | None, typer.Option("--logy/--linear-y", help="y scale (default: log if decades)")] = None,
+) -> None:
+    """Draw a results file: curve (outcome vs a swept parameter), heatmap, diff (paired A - B) or cdf."""
+    try:
+        from depletion.plot import KINDS, WIDTHS, figure_metadata, save_figure
+
+        if kind is not None and kind not in KINDS:
+            raise DepletionError(f"--kind: unknown {kind!r}; allowed: {', '.join(KINDS)}")
+        if width is not None and width not in WIDTHS:
+            raise DepletionError(f"--width: unknown {width!r}; allowed: {', '.join(WIDTHS)}")
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from depletion.plot import choose_kind
+        from depletion.plot import plot as draw
+        from depletion.sweeps import load_results
+
+        res = load_results(results)
+        kind = kind or choose_kind(res)
+        if kind != "diff" and (a is not None or b is not None):
+            raise DepletionError("--a/--b: only with --kind diff")
+        target = out if out is not None else results.with_name(f"{results.stem}-{kind}")
+        cmd = _command("plot", results, [
+            ("--kind", kind), ("--outcome", outcome or []), ("--policy", policy or []), ("--x", x), ("--y", y),
+            ("--where", where or []), ("--a", a), ("--b", b), ("--out", str(target)), ("--format", format_),
+            ("--width", width), ("--dpi", dpi if dpi != 300 else None),
+            ("--logx" if logx else "--linear-x", logx is not None or None),
+            ("--logy" if logy else "--linear-y", logy is not None or None),
+        ])  # fmt: skip
+        opts: dict = {"outcome": outcome or None, "policies": policy or None, "x": x, "where": where or None,
+                      "width": width, "logx": logx}  # fmt: skip
+        if kind == "curve":
+            opts["logy"] = logy
+        elif kind == "heatmap":
+            opts.update(y=y, logx=None)
+        elif kind == "diff":
+            if policy:
+                raise DepletionError("--policy: not used by --kind diff; give --a and --b")
+            opts.update(a=a, b=b)
+        if kind != "heatmap" and y is not None:
+            raise DepletionError("--y: only with --kind heatmap")
+        artists = draw(res, kind, **opts)
+        shown = outcome or (["min_free_frac", "resolve_us"] if kind == "cdf" else ["exhausted"])
+        title = f"{res.meta.get('scenario_name')}: {kind} of {', '.join(shown)}"
+        md = figure_metadata(" ".join(cmd), results, res, title)
+        written = save_figure(artists.figure, target, format_, dpi=dpi, metadata=md)
+        plt.close(artists.figure)
+    except DepletionError as e:
+        _fail(str(e))
+        return
+    for p in written:
+        typer.echo(str(p))
+
+
 def main() -> None:
     """Entry point of the ``depletion`` script: usage errors become one ``error:`` line, exit 2."""
     try:

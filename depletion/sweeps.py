@@ -267,9 +267,9 @@ class SweepResult:
         return format_compare(self.meta, self.rows, a, b, outcomes)
 
     def _repr_html_(self) -> str:
-        import html
+        from depletion.display import sweep_html
 
-        return "<pre>" + html.escape(self.table()) + "</pre>"
+        return sweep_html(self)
 
     def __str__(self) -> str:
         return self.table()
