@@ -215,22 +215,17 @@ def result_html(result: Any) -> str:
 
 def sweep_html(result: Any, outcomes: list[str] | None = None) -> str:
     """HTML tables of a :class:`depletion.SweepResult`: per outcome, a row per point, a column per policy."""
-    from depletion.api import PROPORTIONS
+    from depletion.sweeps import outcome_table, shown_outcomes
 
     meta, rows = result.meta, result.rows
-    present = list(dict.fromkeys(r["outcome"] for r in rows if r["kind"] in ("proportion", "mean")))
-    outs = outcomes or [o for o in present if o in PROPORTIONS] or present
     pols = meta["policies"]
     axes = [a["name"] for a in meta["grid"]]
     parts = []
-    for o in outs:
-        by = {(r["point"], r["policy"]): r for r in rows if r["outcome"] == o and r["kind"] in ("proportion", "mean")}
-        pts = sorted({p for p, _ in by})
+    for o in shown_outcomes(rows, outcomes):
         table = []
-        for p in pts:
-            any_r = next(by[(p, q)] for q in pols if (p, q) in by)
-            vals = [html.escape(_fmt_axis(any_r[a])) for a in axes]
-            table.append([*vals, *(_cell(by[(p, q)]) if (p, q) in by else "" for q in pols)])
+        for first, by in outcome_table(meta, rows, o):
+            vals = [html.escape(_fmt_axis(first[a])) for a in axes]
+            table.append([*vals, *(_cell(by[q]) if q in by else "" for q in pols)])
         state = "complete" if meta.get("complete") else "INCOMPLETE"
         cap = f"{o}: sweep of {meta.get('scenario_name')}, {len(meta['points'])} points, seed {meta['seed']} ({state})"
         parts.append(_table([*axes, *pols], table, cap))

@@ -642,24 +642,37 @@ def _outcomes_of(rows: Sequence[dict], kinds: tuple[str, ...], outcomes: Sequenc
     return list(outcomes)
 
 
-def format_show(meta: dict, rows: Sequence[dict], outcomes: Sequence[str] | None = None) -> str:
-    """Per outcome, a table with one row per point and one column per policy."""
-    from depletion.api import PROPORTIONS, _grid
+def outcome_table(meta: dict, rows: Sequence[dict], outcome: str) -> list[tuple[dict, dict[str, dict]]]:
+    """One outcome's estimates by point: ``[(any row of the point, {policy: row}), ...]`` in point order."""
+    by: dict[int, dict[str, dict]] = {}
+    for r in rows:
+        if r["outcome"] == outcome and r["kind"] in ("proportion", "mean"):
+            by.setdefault(r["point"], {})[r["policy"]] = r
+    return [(next(iter(by[p].values())), by[p]) for p in sorted(by)]
+
+
+def shown_outcomes(rows: Sequence[dict], outcomes: Sequence[str] | None) -> list[str]:
+    """The outcomes to show: those asked for (checked), else the proportions, else all."""
+    from depletion.api import PROPORTIONS
 
     outs = _outcomes_of(rows, ("proportion", "mean"), outcomes if outcomes else None)
-    if outcomes is None:
+    if not outcomes:
         outs = [o for o in outs if o in PROPORTIONS] or outs
+    return outs
+
+
+def format_show(meta: dict, rows: Sequence[dict], outcomes: Sequence[str] | None = None) -> str:
+    """Per outcome, a table with one row per point and one column per policy."""
+    from depletion.api import _grid
+
     pols = meta["policies"]
     axes = [a["name"] for a in meta["grid"]]
     lines = [_header(meta)]
-    for o in outs:
-        by = {(r["point"], r["policy"]): r for r in rows if r["outcome"] == o and r["kind"] in ("proportion", "mean")}
-        pts = sorted({p for p, _ in by})
+    for o in shown_outcomes(rows, outcomes):
         table = []
-        for p in pts:
-            any_r = next(by[(p, q)] for q in pols if (p, q) in by)
-            stop = "" if any_r["stop"] != "max_episodes" else " *"
-            table.append([*_label(meta, any_r), *(_fmt_cell(by[(p, q)]) + stop if (p, q) in by else "" for q in pols)])
+        for first, by in outcome_table(meta, rows, o):
+            star = "" if first["stop"] != "max_episodes" else " *"
+            table.append([*_label(meta, first), *(_fmt_cell(by[q]) + star if q in by else "" for q in pols)])
         lines += ["", f"{o}:", *_grid([*axes, *pols] if axes else pols, table)]
     if any(r["stop"] == "max_episodes" for r in rows):
         lines += ["", "* max_episodes reached before the target half-width"]

@@ -67,6 +67,33 @@ def default_params():
     return load_scenario(None).params
 
 
+def cli_text(result) -> str:
+    """stdout and stderr of a ``CliRunner`` result together, whichever way this Click captures them."""
+    out = result.output
+    try:
+        err = result.stderr
+    except ValueError:  # pragma: no cover - stderr already mixed into output
+        err = ""
+    return out if err in out else out + err
+
+
+def assert_one_error(result, *names: str) -> None:
+    """Exit 2, one ``error:`` line naming each of ``names``, nothing else, no traceback.
+
+    The contract for every kind of bad input, shared by the CLI tests.
+    """
+    text = cli_text(result)
+    assert result.exit_code == 2, f"exit {result.exit_code}: {text!r} {result.exception!r}"
+    # an uncaught exception is caught by CliRunner instead of printed: it must not happen
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in text
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    assert len(lines) == 1, f"expected one line, got {lines!r}"
+    assert lines[0].startswith("error: "), lines[0]
+    for name in names:
+        assert name in lines[0], f"{name!r} not named in {lines[0]!r}"
+
+
 def wilson_contains(k: int, n: int, p: float, conf: float = 0.999) -> bool:
     from depletion.stats import proportion_interval
 

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import assert_one_error, cli_text
 from typer.testing import CliRunner
 
 from depletion.api import NUMBERS, PROPORTIONS
@@ -39,32 +40,8 @@ def _stdout(result) -> str:
         return result.output
 
 
-def _all_text(result) -> str:
-    """stdout and stderr together, whichever way this CliRunner captures them."""
-    out = result.output
-    try:
-        err = result.stderr
-    except ValueError:  # pragma: no cover - stderr already mixed into output
-        err = ""
-    return out if err in out else out + err
-
-
 def _ok(result) -> None:
-    assert result.exit_code == 0, f"exit {result.exit_code}: {_all_text(result)!r} {result.exception!r}"
-
-
-def assert_one_error(result, *names: str) -> None:
-    """Exit 2, one ``error:`` line naming each of ``names``, nothing else, no traceback."""
-    text = _all_text(result)
-    assert result.exit_code == 2, f"exit {result.exit_code}: {text!r} {result.exception!r}"
-    # an uncaught exception is caught by CliRunner instead of printed: it must not happen
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in text
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    assert len(lines) == 1, f"expected one line, got {lines!r}"
-    assert lines[0].startswith("error: "), lines[0]
-    for name in names:
-        assert name in lines[0], f"{name!r} not named in {lines[0]!r}"
+    assert result.exit_code == 0, f"exit {result.exit_code}: {cli_text(result)!r} {result.exception!r}"
 
 
 # --------------------------------------------------------------------------- output

@@ -27,6 +27,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from conftest import assert_one_error, cli_text  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from depletion import plot as P  # noqa: E402
@@ -382,33 +383,13 @@ def test_api_errors_name_the_option_and_allowed_values(files):
 
 
 # ------------------------------------------------------------------ files, metadata, CLI
-def _text(result) -> str:
-    out = result.output
-    try:
-        err = result.stderr
-    except ValueError:  # pragma: no cover
-        err = ""
-    return out if err in out else out + err
-
-
-def assert_one_error(result, *names: str) -> None:
-    text = _text(result)
-    assert result.exit_code == 2, f"exit {result.exit_code}: {text!r} {result.exception!r}"
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), text
-    assert "Traceback" not in text
-    for n in names:
-        assert n in lines[0], f"{n!r} not in {lines[0]!r}"
-
-
 def test_cli_writes_pdf_and_png_with_metadata(real, tmp_path):
     from PIL import Image
 
     out = tmp_path / "fig" / "victims.pdf"
     r = runner.invoke(app, ["plot", str(real), "--outcome", "victim_failed", "--out", str(out), "--format",
                             "pdf,png"])  # fmt: skip
-    assert r.exit_code == 0, _text(r)
+    assert r.exit_code == 0, cli_text(r)
     pdf, png = out, out.with_suffix(".png")
     assert r.stdout.split() == [str(pdf), str(png)]
     data = pdf.read_bytes()
@@ -427,12 +408,12 @@ def test_cli_writes_pdf_and_png_with_metadata(real, tmp_path):
 
 def test_cli_default_output_kinds_and_width(real, files, tmp_path):
     r = runner.invoke(app, ["plot", str(real), "--kind", "cdf", "--where", "threads=64", "--width", "two"])
-    assert r.exit_code == 0, _text(r)
+    assert r.exit_code == 0, cli_text(r)
     assert r.stdout.split() == [str(real.with_name("real-cdf.pdf")), str(real.with_name("real-cdf.png"))]
     r = runner.invoke(app, ["plot", str(files["heat"]), "--kind", "heatmap", "--out", str(tmp_path / "h.png")])
-    assert r.exit_code == 0 and r.stdout.split() == [str(tmp_path / "h.png")], _text(r)
+    assert r.exit_code == 0 and r.stdout.split() == [str(tmp_path / "h.png")], cli_text(r)
     r = runner.invoke(app, ["plot", str(real), "--kind", "diff", "--out", str(tmp_path / "d.svg")])  # 2 policies
-    assert r.exit_code == 0 and (tmp_path / "d.svg").read_text().startswith("<?xml"), _text(r)
+    assert r.exit_code == 0 and (tmp_path / "d.svg").read_text().startswith("<?xml"), cli_text(r)
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_one_error, cli_text
 from typer.testing import CliRunner
 
 from depletion import api
@@ -39,26 +40,6 @@ N = 1500
 
 def small(**kw):
     return load_scenario(TETSUO, {**SMALL, **kw})
-
-
-def _text(result) -> str:
-    out = result.output
-    try:
-        err = result.stderr
-    except ValueError:  # pragma: no cover
-        err = ""
-    return out if err in out else out + err
-
-
-def assert_one_error(result, *names: str) -> None:
-    text = _text(result)
-    assert result.exit_code == 2, f"exit {result.exit_code}: {text!r} {result.exception!r}"
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), text
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), text
-    assert "Traceback" not in text
-    for n in names:
-        assert n in lines[0], (n, lines[0])
 
 
 # ---------------------------------------------------------------- grid syntax
@@ -360,15 +341,15 @@ def test_cli_sweep_show_compare(tmp_path):
     out = tmp_path / "s.csv"
     r = runner.invoke(app, ["sweep", "--grid", "threads=2,8", "--policy", "tif_memdie", "--policy", "alloc_oom",
                             "--set", "memory_gib=1", "-n", "400", "--out", str(out), "--quiet"])  # fmt: skip
-    assert r.exit_code == 0, _text(r)
+    assert r.exit_code == 0, cli_text(r)
     assert "exhausted:" in r.output and "tif_memdie" in r.output
     meta, _ = read_results(out)
     assert meta["command"][:2] == ["depletion", "sweep"] and "--quiet" not in meta["command"]
     s = runner.invoke(app, ["show", str(out), "--outcome", "victim_failed", "--outcome", "min_free"])
-    assert s.exit_code == 0, _text(s)
+    assert s.exit_code == 0, cli_text(s)
     assert "victim_failed:" in s.output and "min_free:" in s.output and "exhausted:" not in s.output
     c = runner.invoke(app, ["compare", str(out), "--a", "alloc_oom", "--b", "tif_memdie"])
-    assert c.exit_code == 0, _text(c)
+    assert c.exit_code == 0, cli_text(c)
     assert "alloc_oom - tif_memdie" in c.output and "McNemar" in c.output
     m = runner.invoke(app, ["show", str(out), "--meta"])
     assert json.loads(m.output)["seed"] == 0
