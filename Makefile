@@ -67,6 +67,8 @@ figures: setup
 	    --out figures/reaper-victim-failed
 	$(PLOT) results/paper/reserve-fraction.csv --outcome exhausted --outcome victim_failed --linear-y \
 	    --out figures/reserve-fraction
+	$(PLOT) results/paper/reserve-fraction.csv --kind timeline --episode 3 --policy tif_memdie \
+	    --policy fraction:0.5 --width two --out figures/reserve-fraction-timeline
 
 $(NB_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,notebook]'

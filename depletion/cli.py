@@ -346,7 +346,10 @@ def bench(
 def plot(
     results: Annotated[Path, typer.Argument(help="results file of a sweep")],
     kind: Annotated[
-        str | None, typer.Option("--kind", "-k", help="curve, heatmap, diff or cdf (default: chosen)")
+        str | None, typer.Option("--kind", "-k", help="curve, heatmap, diff, cdf or timeline (default: chosen)")
+    ] = None,
+    episode: Annotated[
+        list[int] | None, typer.Option("--episode", "-e", help="timeline: episode to trace (repeatable)")
     ] = None,
     outcome: Annotated[
         list[str] | None, typer.Option("--outcome", "-o", help="outcome (repeatable; default exhausted)")
@@ -366,7 +369,8 @@ def plot(
     logx: Annotated[bool | None, typer.Option("--logx/--linear-x", help="x scale (default: log if decades)")] = None,
     logy: Annotated[bool | None, typer.Option("--logy/--linear-y", help="y scale (default: log if decades)")] = None,
 ) -> None:
-    """Draw a results file: curve (outcome vs a swept parameter), heatmap, diff (paired A - B) or cdf."""
+    """Draw a results file: curve (outcome vs a swept parameter), heatmap, diff (paired A - B), cdf, or the
+    timeline of chosen episodes (free pages over time against the floors, re-simulated with tracing)."""
     try:
         from depletion.plot import KINDS, WIDTHS, figure_metadata, save_figure
 
@@ -387,9 +391,14 @@ def plot(
         kind = kind or choose_kind(res)
         if kind != "diff" and (a is not None or b is not None):
             raise DepletionError("--a/--b: only with --kind diff")
+        if kind != "timeline" and episode:
+            raise DepletionError("--episode: only with --kind timeline")
+        if episode and any(e < 0 for e in episode):
+            raise DepletionError(f"--episode: episode indices are >= 0, got {min(episode)}")
         target = out if out is not None else results.with_name(f"{results.stem}-{kind}")
         cmd = _command("plot", results, [
-            ("--kind", kind), ("--outcome", outcome or []), ("--policy", policy or []), ("--x", x), ("--y", y),
+            ("--kind", kind), ("--episode", episode or []), ("--outcome", outcome or []), ("--policy", policy or []),
+            ("--x", x), ("--y", y),
             ("--where", where or []), ("--a", a), ("--b", b), ("--out", str(target)), ("--format", format_),
             ("--width", width), ("--dpi", dpi if dpi != 300 else None),
             ("--logx" if logx else "--linear-x", logx is not None or None),
@@ -401,6 +410,11 @@ def plot(
             opts["logy"] = logy
         elif kind == "heatmap":
             opts.update(y=y, logx=None)
+        elif kind == "timeline":
+            if outcome:
+                raise DepletionError("--outcome: not used by --kind timeline (it draws free pages over time)")
+            opts = {"episodes": episode or [], "policies": policy or None, "where": where or None,
+                    "width": width or "two"}  # fmt: skip
         elif kind == "diff":
             if policy:
                 raise DepletionError("--policy: not used by --kind diff; give --a and --b")
@@ -408,7 +422,7 @@ def plot(
         if kind != "heatmap" and y is not None:
             raise DepletionError("--y: only with --kind heatmap")
         artists = draw(res, kind, **opts)
-        shown = outcome or (["min_free_frac", "resolve_us"] if kind == "cdf" else ["exhausted"])
+        shown = outcome or {"cdf": ["min_free_frac", "resolve_us"], "timeline": ["free pages"]}.get(kind, ["exhausted"])
         title = f"{res.meta.get('scenario_name')}: {kind} of {', '.join(shown)}"
         md = figure_metadata(" ".join(cmd), results, res, title)
         written = save_figure(artists.figure, target, format_, dpi=dpi, metadata=md)

@@ -9,10 +9,15 @@ chunking, and every policy sees the same workload for the same episode.
 
 The rules simulated are MODEL.md sections 2-13 as read in
 ``docs/model-notes.md``.
+
+:func:`trace_one` runs the same :func:`_episode` for one episode with trace
+buffers (:mod:`depletion.trace`); :func:`run_block` passes ``None`` instead,
+and Numba compiles that specialisation with the tracing branches pruned.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -150,6 +155,36 @@ NMI = 9
 LOCK_FREE = -1
 LOCK_REAPER = -2
 INF = math.inf
+
+# ------------------------------------------------------------ episode traces
+#: event kinds of a trace (:mod:`depletion.trace`), in code order
+TRACE_KINDS = (
+    "start",  # t = 0: F(0)
+    "victim_request",  # a victim thread starts a request (pages: its size)
+    "victim_grant",  # a victim request is granted (pages allocated)
+    "victim_fail",  # a victim request fails (counted in victim_failures)
+    "victim_hold_freed",  # a victim allocation is freed hold_us after its grant
+    "thread_exit",  # a victim thread exits (pages: what it held plus its stack)
+    "reclaim_round",  # a direct-reclaim round ends (pages: reclaim_yield_pages)
+    "oom_pass",  # a victim thread takes oom_lock (an OOM-killer pass)
+    "oom_lock_busy",  # oom_lock is held: the thread sleeps a jiffy (a pass without the lock)
+    "bystander_grant",
+    "bystander_fail",
+    "reaper_start",  # the reaper takes the mmap lock of mm ``mm`` and starts reaping
+    "reaper_fail",  # a reaper attempt fails to take the mmap lock
+    "reaper_give_up",  # the reaper gives up on mm ``mm`` (MMF_OOM_SKIP)
+    "reaper_done",  # the reaper has reaped every reapable page of mm ``mm`` (MMF_OOM_SKIP)
+    "mm_freed",  # mm ``mm`` is fully freed
+    "shortcut",  # post-victim shortcut: bystander traffic is no longer simulated
+    "end",  # the episode's end (horizon, truncation or resolution)
+)
+(
+    K_START, K_VREQ, K_VGRANT, K_VFAIL, K_VHOLD, K_EXIT, K_RECLAIM, K_OOM, K_OOMBUSY, K_BGRANT, K_BFAIL,
+    K_REAPSTART, K_REAPFAIL, K_GIVEUP, K_REAPDONE, K_MMFREED, K_SHORTCUT, K_END,
+) = range(len(TRACE_KINDS))  # fmt: skip
+#: integer columns of a trace row (``tri``); the time is in ``trt``
+TR_F, TR_KIND, TR_THREAD, TR_MM, TR_CLS, TR_PAGES, TR_FMM, TR_FBYST = range(8)
+NTR = 8
 
 
 # ================================================================ helpers
@@ -396,6 +431,87 @@ def _credit_all(t, V, mf, mi, td_rate, rp_rate, ht, hp, nheap):
     return freed, fh, nheap
 
 
+@njit
+def _mm_pending(v, t, mf, mi, td_rate, rp_rate):
+    """Pages :func:`_mm_advance` would credit on mm ``v`` at ``t``, without changing the state.
+
+    The same arithmetic, step for step, on local copies: the value equals the
+    one the engine would add to ``F`` if it made ``F`` exact at ``t`` now.
+    """
+    if mi[MI_TD, v] != 1 and mi[MI_RP, v] != 1:
+        return 0  # _advance_all skips such an mm
+    dt = t - mf[MF_T, v]
+    if dt <= 0.0:
+        return 0
+    freed = 0
+    nn = mi[MI_NN, v]
+    nr = mi[MI_NR, v]
+    rate_r = 0.0
+    if mi[MI_TD, v] == 1:
+        if mf[MF_XN, v] < nn:
+            x = mf[MF_XN, v] + td_rate * dt
+            if x > nn:
+                x = float(nn)
+            freed += min(nn, int(math.floor(x))) - mi[MI_IN, v]
+        else:
+            rate_r += td_rate
+    if mi[MI_RP, v] == 1:
+        rate_r += rp_rate
+    if rate_r > 0.0 and mf[MF_XR, v] < nr:
+        x = mf[MF_XR, v] + rate_r * dt
+        if x > nr:
+            x = float(nr)
+        freed += min(nr, int(math.floor(x))) - mi[MI_IR, v]
+    return freed
+
+
+@njit
+def _trace(trt, tri, trn, t, kind, thread, mm, cls, pages, F, fmm, fbyst, V, mf, mi, td_rate, rp_rate, ht, hp, nheap):
+    """Append one event to an episode trace (only called when tracing).
+
+    ``F``, ``fmm`` and ``fbyst`` are the engine's lazily credited free pages
+    and its counters of mm and bystander-hold frees; the row gets the true
+    values at ``t``: plus what teardown and reaping have freed by ``t`` and
+    the bystander holds that ended by ``t``, computed without changing the
+    state (:func:`_mm_pending`, a scan of the hold heap), so tracing cannot
+    change the episode. ``trn = [rows, truncated]``: a full buffer sets
+    ``truncated`` and drops the row.
+    """
+    n = trn[0]
+    if n >= trt.shape[0]:
+        trn[1] = 1
+        return
+    pmm = 0
+    for v in range(V):
+        pmm += _mm_pending(v, t, mf, mi, td_rate, rp_rate)
+    pby = 0
+    for i in range(nheap):
+        if ht[i] <= t:
+            pby += hp[i]
+    trt[n] = t
+    tri[n, TR_F] = F + pmm + pby
+    tri[n, TR_KIND] = kind
+    tri[n, TR_THREAD] = thread
+    tri[n, TR_MM] = mm
+    tri[n, TR_CLS] = cls
+    tri[n, TR_PAGES] = pages
+    tri[n, TR_FMM] = fmm + pmm
+    tri[n, TR_FBYST] = fbyst + pby
+    trn[0] = n + 1
+
+
+@njit
+def _trace_reaper(trt, tri, trn, t, g0, m0, d0, rs, ch, F, fmm, fbyst, V, mf, mi, td_rate, rp_rate, ht, hp, nheap):
+    """Trace what one :func:`_reaper_event` did, from the reaper state before it (``g0``: RS_GIVEUP,
+    ``m0``: RS_MM, ``d0``: RS_DRAW) and after it (``rs``; ``ch``: the mm it started reaping or -1)."""
+    if g0 == 1:
+        _trace(trt, tri, trn, t, K_GIVEUP, -1, m0, -1, 0, F, fmm, fbyst, V, mf, mi, td_rate, rp_rate, ht, hp, nheap)
+    if rs[RS_DRAW] > d0:
+        kind = K_REAPSTART if ch >= 0 else K_REAPFAIL
+        _trace(trt, tri, trn, t, kind, -1, rs[RS_MM], -1, 0, F, fmm, fbyst, V, mf, mi, td_rate, rp_rate, ht, hp,
+               nheap)  # fmt: skip
+
+
 @njit(inline="always")
 def _try_req(F, k, W, own, gflags, first, hasg, era, highatomic, oom_frac):
     """One try of a victim request: ``(passed, used the grant, a NO_WATERMARKS try failed)``.
@@ -418,9 +534,9 @@ def _try_req(F, k, W, own, gflags, first, hasg, era, highatomic, oom_frac):
     return ok, usedg, nwf
 
 
-# reaper state (int64 array)
-RS_MM, RS_ATT, RS_DRAW, RS_WAIT, RS_GIVEUP, RS_LOCK, RS_GAVEUP = range(7)
-NRS = 7
+# reaper state (int64 array); RS_NOK / RS_NFAIL count the attempts that took / missed the mmap lock
+RS_MM, RS_ATT, RS_DRAW, RS_WAIT, RS_GIVEUP, RS_LOCK, RS_GAVEUP, RS_NOK, RS_NFAIL = range(9)
+NRS = 9
 
 
 @njit
@@ -454,11 +570,13 @@ def _reaper_event(t, rs, mi, mf, V, kr, lock_p, retries, retry_us, reaper_lock, 
     rs[RS_DRAW] += 1
     rs[RS_ATT] += 1
     if u <= lock_p:
+        rs[RS_NOK] += 1
         v = rs[RS_MM]
         freed += _mm_advance(v, t, mf, mi, td_rate, rp_rate)
         mf[MF_T, v] = t
         mi[MI_RP, v] = 1
         return INF, freed, v
+    rs[RS_NFAIL] += 1
     if rs[RS_LOCK] == LOCK_REAPER:
         rs[RS_LOCK] = LOCK_FREE
     if rs[RS_ATT] >= retries:
@@ -506,13 +624,21 @@ def _mm_event(t, v, rs, mi, mf, td_rate, rp_rate):
 
 
 @njit
-def _drain(t, t_reap, V, rs, mi, mf, horizon, kr, lock_p, retries, retry_us, reaper_lock, td_rate, rp_rate):
+def _drain(
+    t, t_reap, V, rs, mi, mf, horizon, kr, lock_p, retries, retry_us, reaper_lock, td_rate, rp_rate,
+    F, fmm, fbyst, ht, hp, nheap, trt, tri, trn,
+):  # fmt: skip
     """Run only the reaper and the mm pools from ``t``, with no victim thread left.
 
     Uses ``mf[MF_NEXT]`` as the pool event times. Stops when every mm is
     fully freed (returns that time) or at ``horizon`` (returns inf, pools
     credited up to the horizon). Returns ``(end time, pages freed)``. Pass
     copies of the state to look ahead without changing the episode.
+
+    ``F`` ... ``nheap`` (the engine's free pages, its counters of mm and
+    bystander-hold frees and the hold heap) are read only to trace the
+    drain's events into ``trt``, ``tri``, ``trn`` (see :func:`_trace`); pass
+    ``None`` for those three not to trace.
     """
     freed = 0
     ndone = 0
@@ -529,11 +655,17 @@ def _drain(t, t_reap, V, rs, mi, mf, horizon, kr, lock_p, retries, retry_us, rea
             freed += _advance_all(horizon, V, mf, mi, td_rate, rp_rate)
             return INF, freed
         if vmin < 0:
+            g0 = rs[RS_GIVEUP]
+            m0 = rs[RS_MM]
+            d0 = rs[RS_DRAW]
             t_reap, fr, ch = _reaper_event(tmin, rs, mi, mf, V, kr, lock_p, retries, retry_us, reaper_lock,
                                            td_rate, rp_rate)  # fmt: skip
             freed += fr
             if ch >= 0:
                 mf[MF_NEXT, ch] = _mm_next(ch, mf, mi, td_rate, rp_rate)
+            if trt is not None:
+                _trace_reaper(trt, tri, trn, tmin, g0, m0, d0, rs, ch, F + freed, fmm + freed, fbyst, V, mf, mi,
+                              td_rate, rp_rate, ht, hp, nheap)  # fmt: skip
         else:
             fr, nxt, wake, done = _mm_event(tmin, vmin, rs, mi, mf, td_rate, rp_rate)
             freed += fr
@@ -541,6 +673,13 @@ def _drain(t, t_reap, V, rs, mi, mf, horizon, kr, lock_p, retries, retry_us, rea
             if wake >= 0.0:
                 t_reap = wake
             ndone += done
+            if trt is not None:
+                if wake >= 0.0:
+                    _trace(trt, tri, trn, tmin, K_REAPDONE, -1, vmin, -1, 0, F + freed, fmm + freed, fbyst, V, mf,
+                           mi, td_rate, rp_rate, ht, hp, nheap)  # fmt: skip
+                if done == 1:
+                    _trace(trt, tri, trn, tmin, K_MMFREED, -1, vmin, -1, 0, F + freed, fmm + freed, fbyst, V, mf,
+                           mi, td_rate, rp_rate, ht, hp, nheap)  # fmt: skip
             if ndone == V:
                 return tmin, freed
     return t, freed
@@ -549,20 +688,30 @@ def _drain(t, t_reap, V, rs, mi, mf, horizon, kr, lock_p, retries, retry_us, rea
 @njit
 def _episode(
     seed, e, P, D, class_cum, order_cum, cflags0, cflags1, creclaim, coom, cnomem, cnofail,
-    brate, border_cum, bhold, tilt, TL, BTL, class_lr, order_lr, border_lr, rate_lr,
-    ti, tf, tk, pm, mf, mi, ht, hp, tw, tt, hold_t, hold_p, kb, bidx, bfail, rs, mf2, mi2, rs2, bcnt, out,
+    brate, border_cum, bhold, tilt, TL, BTL, class_lr, order_lr, border_lr, rate_lr, lock_lr,
+    ti, tf, tk, pm, mf, mi, ht, hp, tw, tt, hold_t, hold_p, kb, bidx, bfail, rs, mf2, mi2, rs2, bcnt, bwin,
+    trt, tri, trn, out,
 ):  # fmt: skip
     """Simulate episode ``e`` into ``out`` (one row).
 
     The distribution tables (``D``, ``class_cum``, ``order_cum``, ``brate``,
-    ``border_cum``, ``bhold``) are the law the draws are taken from. With
-    ``tilt != 0`` that law is an importance-sampling proposal ``q`` and the
-    tilt tables (see :func:`tilt_tables`) give ``log p - log q`` against the
-    nominal law ``p``: every tilted draw the episode makes adds its log
-    ratio to ``out[O_LW]``, and each tilted bystander stream adds its
-    Poisson-process ratio over the episode's real end (docs/model-notes.md,
+    ``border_cum``, ``bhold``, ``P[P_LOCK_P]``) are the law the draws are
+    taken from. With ``tilt != 0`` that law is an importance-sampling
+    proposal ``q`` and the tilt tables (see :func:`tilt_tables`) give
+    ``log p - log q`` against the nominal law ``p``: every tilted draw the
+    episode makes adds its log ratio to ``out[O_LW]`` (the reaper's mmap-lock
+    attempts as Bernoulli draws, counted in ``rs``), and each tilted
+    bystander stream adds its Poisson-process ratio over the episode's real
+    end, piecewise when its rate switches (``brate`` while a victim thread is
+    alive, ``rate_lr[c, 4]`` after the last one exits; docs/model-notes.md,
     "Rare events"). With ``tilt == 0`` nothing of this runs and the tables
     are not read.
+
+    ``trt``, ``tri``, ``trn``: ``None`` (Numba then compiles the episode
+    without any tracing code: :func:`run_block`), or trace buffers that
+    receive one row per event (:func:`_trace`, :data:`TRACE_KINDS`; used by
+    :func:`trace_one`). Tracing only reads the state, so the outcome row is
+    the same either way.
 
     Returns 0, 1 if the bystander hold heap is too small, or 2 if the
     per-thread hold pool is too small (the caller grows it and reruns the
@@ -736,7 +885,11 @@ def _episode(
     rs[RS_DRAW] = 1
     rs[RS_LOCK] = LOCK_FREE
     if reaper_on:
-        tt[L + S_REAP] = P[P_REAPER_EXTRA] + _dist(D, D_REAPDELAY, kr, 0)
+        x = _dist(D, D_REAPDELAY, kr, 0)
+        if tilt:
+            lw += _lr(TL, D_REAPDELAY, x)
+        tt[L + S_REAP] = P[P_REAPER_EXTRA] + x
+    t_switch = INF  # when the last victim thread exited (a tilted bystander rate may switch then)
 
     nheap = 0
     alive = T
@@ -744,6 +897,11 @@ def _episode(
     t_end = horizon
     next_check = -1  # F at which the post-victim shortcut is tried next
     _tree_init(tt, tw, L)
+    if trt is not None:
+        trn[0] = 0
+        trn[1] = 0
+        _trace(trt, tri, trn, 0.0, K_START, -1, -1, -1, 0, F, freed_mm, freed_byst, V, mf, mi, td_rate, rp_rate,
+               ht, hp, nheap)  # fmt: skip
 
     while True:
         slot = tw[1]
@@ -774,6 +932,9 @@ def _episode(
                         freed_hold += pg
                         ti[TI_HELD, j] -= pg
                         hold_t[off + r] = INF
+                        if trt is not None:
+                            _trace(trt, tri, trn, t, K_VHOLD, j, ti[TI_MM, j], -1, pg, F, freed_mm, freed_byst, V,
+                                   mf, mi, td_rate, rp_rate, ht, hp, nheap)  # fmt: skip
                     elif hold_t[off + r] < hm:
                         hm = hold_t[off + r]
                 tf[TF_HMIN, j] = hm
@@ -784,6 +945,7 @@ def _episode(
             if ph == PH_START:
                 if ti[TI_REQ, j] >= ti[TI_NREQ, j]:
                     # exit: free what it still holds and its stack
+                    held = ti[TI_HELD, j]
                     F += ti[TI_HELD, j] + stack
                     freed_exit += ti[TI_HELD, j] + stack
                     ti[TI_HELD, j] = 0
@@ -792,6 +954,18 @@ def _episode(
                     tf[TF_HMIN, j] = INF
                     _tset(tt, tw, L, j, INF)
                     alive -= 1
+                    if tilt:
+                        if alive == 0:
+                            # a stopping time: switch the windowed bystander tilts to their after-victims rate;
+                            # the pending gap, Exp(brate) by memorylessness, is rescaled to Exp(rate after)
+                            t_switch = t
+                            for c in range(NCLS):
+                                bwin[c] = bidx[c]
+                                if rate_lr[c, 3] != 0.0:
+                                    ta = tt[L + S_BYST + c]
+                                    if ta < INF:
+                                        ta = t + (ta - t) * (brate[c] / rate_lr[c, 4]) if rate_lr[c, 4] > 0.0 else INF
+                                        _tset(tt, tw, L, S_BYST + c, ta)
                     v = ti[TI_MM, j]
                     mi[MI_ALIVE, v] -= 1
                     if mi[MI_ALIVE, v] == 0:
@@ -801,6 +975,9 @@ def _episode(
                         mi[MI_TD, v] = 1
                         mf[MF_T, v] = t
                         _tset(tt, tw, L, S_MM + v, _mm_next(v, mf, mi, td_rate, rp_rate))
+                    if trt is not None:
+                        _trace(trt, tri, trn, t, K_EXIT, j, v, -1, held + stack, F, freed_mm, freed_byst, V, mf, mi,
+                               td_rate, rp_rate, ht, hp, nheap)  # fmt: skip
                 else:
                     r = ti[TI_REQ, j]
                     ti[TI_CLS, j] = choose(class_cum, uniform(kw, 8 + 4 * r))
@@ -811,11 +988,17 @@ def _episode(
                     tf[TF_START, j] = t
                     vreq += 1
                     act = 1
+                    if trt is not None:
+                        _trace(trt, tri, trn, t, K_VREQ, j, ti[TI_MM, j], ti[TI_CLS, j], 1 << ti[TI_ORDER, j], F,
+                               freed_mm, freed_byst, V, mf, mi, td_rate, rp_rate, ht, hp, nheap)  # fmt: skip
             elif ph == PH_RECLAIM:
                 F += yield_
                 freed_recl += yield_
                 ti[TI_ROUNDS, j] += 1
                 act = 2
+                if trt is not None:
+                    _trace(trt, tri, trn, t, K_RECLAIM, j, ti[TI_MM, j], ti[TI_CLS, j], yield_, F, freed_mm,
+                           freed_byst, V, mf, mi, td_rate, rp_rate, ht, hp, nheap)  # fmt: skip
             elif ph == PH_LOCK:
                 rs[RS_LOCK] = LOCK_FREE
                 if rs[RS_WAIT] == 1:
@@ -878,6 +1061,9 @@ def _episode(
                         if he < tf[TF_HMIN, j]:
                             tf[TF_HMIN, j] = he
                         done = 1
+                        if trt is not None:
+                            _trace(trt, tri, trn, t, K_VGRANT, j, ti[TI_MM, j], cls, size, F, freed_mm, freed_byst,
+                                   V, mf, mi, td_rate, rp_rate, ht, hp, nheap)  # fmt: skip
                     elif creclaim[cls] == 0:
                         done = 0
                     elif k > 3 and (act == 2 or rounds_max == 0):
@@ -886,7 +1072,10 @@ def _episode(
                         ti[TI_PHASE, j] = PH_RECLAIM
                         d = ti[TI_RDRAW, j]
                         ti[TI_RDRAW, j] = d + 1
-                        nxt = t + _dist(D, D_RECLAIM, tk[1, j], d)
+                        x = _dist(D, D_RECLAIM, tk[1, j], d)
+                        if tilt:
+                            lw += _lr(TL, D_RECLAIM, x)
+                        nxt = t + x
                     else:
                         # ---- the OOM-killer pass
                         if rs[RS_LOCK] == LOCK_FREE:
@@ -908,9 +1097,15 @@ def _episode(
                                     rekills += 1
                             ti[TI_PHASE, j] = PH_LOCK
                             nxt = t + lock_hold
+                            if trt is not None:
+                                _trace(trt, tri, trn, t, K_OOM, j, v, cls, 0, F, freed_mm, freed_byst, V, mf, mi,
+                                       td_rate, rp_rate, ht, hp, nheap)  # fmt: skip
                         else:
                             ti[TI_PHASE, j] = PH_JIFFY
                             nxt = t + jiffy
+                            if trt is not None:
+                                _trace(trt, tri, trn, t, K_OOMBUSY, j, ti[TI_MM, j], cls, 0, F, freed_mm, freed_byst,
+                                       V, mf, mi, td_rate, rp_rate, ht, hp, nheap)  # fmt: skip
                 if done >= 0:
                     w = t - tf[TF_START, j]
                     if w > max_stall:
@@ -919,6 +1114,9 @@ def _episode(
                         stalled = 1
                     if done == 0:
                         vfail += 1
+                        if trt is not None:
+                            _trace(trt, tri, trn, t, K_VFAIL, j, ti[TI_MM, j], cls, 1 << k, F, freed_mm, freed_byst,
+                                   V, mf, mi, td_rate, rp_rate, ht, hp, nheap)  # fmt: skip
                     r = ti[TI_REQ, j]
                     ti[TI_REQ, j] = r + 1
                     ti[TI_PHASE, j] = PH_START
@@ -965,16 +1163,29 @@ def _episode(
                     lw += _lr(BTL, c, x)
                 _heap_push(ht, hp, nheap, t + x, size)
                 nheap += 1
+                if trt is not None:
+                    _trace(trt, tri, trn, t, K_BGRANT, -1, -1, c, size, F, freed_mm, freed_byst, V, mf, mi, td_rate,
+                           rp_rate, ht, hp, nheap)  # fmt: skip
             else:
                 bfail[c] += 1
                 if (fl & sem.ALLOC_NO_WATERMARKS) != 0:
                     exhausted = 1
+                if trt is not None:
+                    _trace(trt, tri, trn, t, K_BFAIL, -1, -1, c, size, F, freed_mm, freed_byst, V, mf, mi, td_rate,
+                           rp_rate, ht, hp, nheap)  # fmt: skip
             bidx[c] = i + 1
             # the arrival gaps are not weighted one by one: a tilted rate is weighted as a
             # Poisson process over the episode's end, after the loop
-            _tset(tt, tw, L, slot, t + exponential(kb[c], 3 * (i + 1), 1.0 / brate[c]))
+            mg = 1.0 / brate[c]
+            if tilt:
+                if t_switch <= t and rate_lr[c, 3] != 0.0:
+                    mg = 1.0 / rate_lr[c, 4]
+            _tset(tt, tw, L, slot, t + exponential(kb[c], 3 * (i + 1), mg))
         elif slot == S_REAP:
             # ------------------------------------------------ OOM reaper
+            g0 = rs[RS_GIVEUP]
+            m0 = rs[RS_MM]
+            d0 = rs[RS_DRAW]
             tr, freed, ch = _reaper_event(t, rs, mi, mf, V, kr, lock_p, retries, retry_us, reaper_lock,
                                           td_rate, rp_rate)  # fmt: skip
             F += freed
@@ -982,6 +1193,9 @@ def _episode(
             _tset(tt, tw, L, S_REAP, tr)
             if ch >= 0:
                 _tset(tt, tw, L, S_MM + ch, _mm_next(ch, mf, mi, td_rate, rp_rate))
+            if trt is not None:
+                _trace_reaper(trt, tri, trn, t, g0, m0, d0, rs, ch, F, freed_mm, freed_byst, V, mf, mi, td_rate,
+                              rp_rate, ht, hp, nheap)  # fmt: skip
         else:
             # ------------------------------------------------ mm pool event
             v = slot - S_MM
@@ -992,6 +1206,13 @@ def _episode(
             _tset(tt, tw, L, slot, nx)
             if wake >= 0.0:
                 _tset(tt, tw, L, S_REAP, wake)
+            if trt is not None:
+                if wake >= 0.0:
+                    _trace(trt, tri, trn, t, K_REAPDONE, -1, v, -1, 0, F, freed_mm, freed_byst, V, mf, mi, td_rate,
+                           rp_rate, ht, hp, nheap)  # fmt: skip
+                if dn == 1:
+                    _trace(trt, tri, trn, t, K_MMFREED, -1, v, -1, 0, F, freed_mm, freed_byst, V, mf, mi, td_rate,
+                           rp_rate, ht, hp, nheap)  # fmt: skip
         if alive == 0:
             if mm_done == V:
                 t_end = t
@@ -1016,7 +1237,8 @@ def _episode(
                 for r in range(NRS):
                     rs2[r] = rs[r]
                 t_drain, _ = _drain(t, tt[L + S_REAP], V, rs2, mi2, mf2, horizon, kr, lock_p, retries, retry_us,
-                                    reaper_lock, td_rate, rp_rate)  # fmt: skip
+                                    reaper_lock, td_rate, rp_rate, F, freed_mm, freed_byst, ht, hp, nheap,
+                                    None, None, None)  # fmt: skip
                 t_stop = min(t_drain, horizon)
                 need = 0
                 lw_look = 0.0
@@ -1024,13 +1246,17 @@ def _episode(
                     if brate[c] > 0.0 and need <= room:
                         ta = tt[L + S_BYST + c]
                         i = bidx[c]
+                        mg = 1.0 / brate[c]
+                        if tilt:
+                            if rate_lr[c, 3] != 0.0:
+                                mg = 1.0 / rate_lr[c, 4]  # always switched here: no victim thread is alive
                         while ta <= t_stop and need <= room:
                             k = choose(border_cum[c], uniform(kb[c], 3 * i + 1)) if border_cum[c, 0] < 1.0 else 0
                             if tilt:
                                 lw_look += border_lr[c, k]
                             need += 1 << k
                             i += 1
-                            ta += exponential(kb[c], 3 * i, 1.0 / brate[c])
+                            ta += exponential(kb[c], 3 * i, mg)
                         bcnt[c] = i
                 if need <= room:
                     if tilt:
@@ -1043,8 +1269,12 @@ def _episode(
                                 bidx[c] = bcnt[c]
                     for v in range(V):
                         mf[MF_NEXT, v] = tt[L + S_MM + v]
+                    if trt is not None:
+                        _trace(trt, tri, trn, t, K_SHORTCUT, -1, -1, -1, 0, F, freed_mm, freed_byst, V, mf, mi,
+                               td_rate, rp_rate, ht, hp, nheap)  # fmt: skip
                     t_fin, freed = _drain(t, tt[L + S_REAP], V, rs, mi, mf, horizon, kr, lock_p, retries, retry_us,
-                                          reaper_lock, td_rate, rp_rate)  # fmt: skip
+                                          reaper_lock, td_rate, rp_rate, F, freed_mm, freed_byst, ht, hp, nheap,
+                                          trt, tri, trn)  # fmt: skip
                     F += freed
                     freed_mm += freed
                     t_end = min(t_fin, horizon)
@@ -1070,12 +1300,32 @@ def _episode(
     if tilt:
         # tilted bystander rates: the Poisson-process likelihood ratio over [0, t_end],
         # (r / r')**N * exp(-(r - r') * t_end), N = arrivals in [0, t_end]; t_end is a
-        # stopping time and no outcome depends on the streams after it
+        # stopping time and no outcome depends on the streams after it. A windowed tilt
+        # has rate r' = brate up to the stopping time t_switch and rate_lr[c, 4] after:
+        # one such factor per window.
         for c in range(NCLS):
             if rate_lr[c, 0] != 0.0:
-                if bidx[c] > 0:
-                    lw += bidx[c] * rate_lr[c, 1]
-                lw -= rate_lr[c, 2] * t_end
+                n1 = bidx[c]
+                s1 = t_end
+                if rate_lr[c, 3] != 0.0 and t_switch <= t_end:
+                    n1 = bwin[c]
+                    s1 = t_switch
+                    n2 = bidx[c] - n1
+                    if n2 > 0:
+                        lw += n2 * rate_lr[c, 5]
+                    lw -= rate_lr[c, 6] * (t_end - s1)
+                if n1 > 0:
+                    lw += n1 * rate_lr[c, 1]
+                lw -= rate_lr[c, 2] * s1
+        # the reaper's mmap-lock attempts: Bernoulli(lock_p) draws
+        if rs[RS_NOK] > 0:
+            lw += rs[RS_NOK] * lock_lr[0]
+        if rs[RS_NFAIL] > 0:
+            lw += rs[RS_NFAIL] * lock_lr[1]
+
+    if trt is not None:
+        _trace(trt, tri, trn, t_end, K_END, -1, -1, -1, 0, F, freed_mm, freed_byst, V, mf, mi, td_rate, rp_rate,
+               ht, hp, nheap)  # fmt: skip
 
     out[O_EXH] = exhausted
     out[O_MINF] = min_free
@@ -1132,13 +1382,14 @@ def _alloc_ws(capT, capP, V, capH, capR):
     mi2 = np.zeros((NMI, V), dtype=np.int64)
     rs2 = np.zeros(NRS, dtype=np.int64)
     bcnt = np.zeros(NCLS, dtype=np.int64)
-    return ti, tf, tk, pm, mf, mi, ht, hp, tw, tt, hold_t, hold_p, kb, bidx, bfail, rs, mf2, mi2, rs2, bcnt
+    bwin = np.zeros(NCLS, dtype=np.int64)
+    return ti, tf, tk, pm, mf, mi, ht, hp, tw, tt, hold_t, hold_p, kb, bidx, bfail, rs, mf2, mi2, rs2, bcnt, bwin
 
 
 @njit(parallel=True)
 def run_block(
     seed, start, n, nblocks, P, D, class_cum, order_cum, cflags0, cflags1, creclaim, coom, cnomem, cnofail,
-    brate, border_cum, bhold, tilt, TL, BTL, class_lr, order_lr, border_lr, rate_lr, out,
+    brate, border_cum, bhold, tilt, TL, BTL, class_lr, order_lr, border_lr, rate_lr, lock_lr, out,
 ):  # fmt: skip
     """Fill ``out[i]`` with the outcomes of episode ``start + i`` for ``i < n``.
 
@@ -1168,9 +1419,9 @@ def run_block(
             while True:
                 st = _episode(
                     seed, e, P, D, class_cum, order_cum, cflags0, cflags1, creclaim, coom, cnomem, cnofail,
-                    brate, border_cum, bhold, tilt, TL, BTL, class_lr, order_lr, border_lr, rate_lr,
+                    brate, border_cum, bhold, tilt, TL, BTL, class_lr, order_lr, border_lr, rate_lr, lock_lr,
                     ws[0], ws[1], ws[2], ws[3], ws[4], ws[5], ws[6], ws[7], ws[8], ws[9], ws[10], ws[11], ws[12],
-                    ws[13], ws[14], ws[15], ws[16], ws[17], ws[18], ws[19], out[i],
+                    ws[13], ws[14], ws[15], ws[16], ws[17], ws[18], ws[19], ws[20], None, None, None, out[i],
                 )  # fmt: skip
                 if st == 0:
                     break
@@ -1179,6 +1430,41 @@ def run_block(
                 else:
                     capR *= 2
                 ws = _alloc_ws(capT, capP, V, capH, capR)
+
+
+@njit
+def trace_one(
+    seed, e, P, D, class_cum, order_cum, cflags0, cflags1, creclaim, coom, cnomem, cnofail,
+    brate, border_cum, bhold, tilt, TL, BTL, class_lr, order_lr, border_lr, rate_lr, lock_lr, trt, tri, trn, out,
+):  # fmt: skip
+    """Simulate episode ``e`` into ``out`` (one row) and trace its events.
+
+    The same :func:`_episode` as :func:`run_block`, compiled with trace
+    buffers: ``trt`` (times), ``tri`` (``n x NTR`` integer columns ``TR_*``)
+    and ``trn`` (``[rows written, truncated]``); see :func:`_trace`. Used by
+    :func:`depletion.trace.trace_episodes`, never on the hot path.
+    """
+    V = int(P[P_VICTIMS])
+    T, NP = count_threads(seed, e, P, D)
+    capT = max(64, T)
+    capP = max(4, NP)
+    capH = 256
+    capR = 512
+    ws = _alloc_ws(capT, capP, V, capH, capR)
+    while True:
+        st = _episode(
+            seed, e, P, D, class_cum, order_cum, cflags0, cflags1, creclaim, coom, cnomem, cnofail,
+            brate, border_cum, bhold, tilt, TL, BTL, class_lr, order_lr, border_lr, rate_lr, lock_lr,
+            ws[0], ws[1], ws[2], ws[3], ws[4], ws[5], ws[6], ws[7], ws[8], ws[9], ws[10], ws[11], ws[12],
+            ws[13], ws[14], ws[15], ws[16], ws[17], ws[18], ws[19], ws[20], trt, tri, trn, out,
+        )  # fmt: skip
+        if st == 0:
+            return
+        if st == 1:
+            capH *= 2
+        else:
+            capR *= 2
+        ws = _alloc_ws(capT, capP, V, capH, capR)
 
 
 # ================================================================ Python side
@@ -1207,14 +1493,15 @@ class Inputs:
     class_lr: np.ndarray = field(default_factory=lambda: np.zeros(NCLS))
     order_lr: np.ndarray = field(default_factory=lambda: np.zeros(NORD))
     border_lr: np.ndarray = field(default_factory=lambda: np.zeros((NCLS, NORD)))
-    rate_lr: np.ndarray = field(default_factory=lambda: np.zeros((NCLS, 3)))
+    rate_lr: np.ndarray = field(default_factory=lambda: np.zeros((NCLS, NRL)))
+    lock_lr: np.ndarray = field(default_factory=lambda: np.zeros(2))
 
     def arrays(self) -> tuple:
         """The arrays in kernel argument order."""
         return (
             self.P, self.D, self.class_cum, self.order_cum, self.cflags0, self.cflags1, self.creclaim, self.coom,
             self.cnomem, self.cnofail, self.brate, self.border_cum, self.bhold, np.int64(self.tilt), self.TL,
-            self.BTL, self.class_lr, self.order_lr, self.border_lr, self.rate_lr,
+            self.BTL, self.class_lr, self.order_lr, self.border_lr, self.rate_lr, self.lock_lr,
         )  # fmt: skip
 
 
@@ -1240,7 +1527,17 @@ def _cum(p: list[float], n: int) -> np.ndarray:
 
 
 #: parameters whose draws carry a likelihood ratio under a tilt (rows of ``D``)
-TILT_DIST_ROWS = {"f0_frac": D_F0, "wake_us": D_WAKE, "exit_allocs": D_NREQ, "exit_gap_us": D_GAP, "hold_us": D_HOLD}
+TILT_DIST_ROWS = {
+    "f0_frac": D_F0,
+    "wake_us": D_WAKE,
+    "exit_allocs": D_NREQ,
+    "exit_gap_us": D_GAP,
+    "hold_us": D_HOLD,
+    "reclaim_round_us": D_RECLAIM,
+    "reaper_delay_us": D_REAPDELAY,
+}
+#: columns of a row of ``rate_lr`` (one per bystander class), read by the kernel
+NRL = 7
 
 
 def tilt_row(nominal: Mapping[str, Any], proposal: Mapping[str, Any], key: str = "") -> np.ndarray:
@@ -1322,8 +1619,16 @@ def tilt_tables(params: Mapping[str, Any], proposal: Mapping[str, Any]) -> dict[
     Returns a dict with ``tilt`` (1 if anything is tilted, else 0), ``TL``
     (rows of ``D``), ``BTL`` (bystander holds by class), ``class_lr``,
     ``order_lr``, ``border_lr`` (categorical log ratios, indexed like the
-    proposal's cumulative tables) and ``rate_lr`` (by class: tilted flag,
-    ``log(r/r')``, ``r - r'`` per microsecond).
+    proposal's cumulative tables), ``rate_lr``, ``lock_lr`` and ``brate``.
+
+    ``rate_lr`` has one row per bystander class, rates per microsecond: the
+    nominal rate ``r``, the proposal's rate ``a`` while a victim thread is
+    alive (``bystanders.CLASS.victim_rate_per_ms`` of the proposal, else its
+    ``rate_per_ms``) and ``b`` after the last one exits (the proposal's
+    ``rate_per_ms``): ``(tilted, log(r/a), r - a, switches (a != b), b,
+    log(r/b), r - b)``. ``brate`` is ``a`` (the kernel's starting rates).
+    ``lock_lr`` is ``(log(p/q), log((1-p)/(1-q)))`` for the reaper's
+    mmap-lock attempts (``reaper_lock_p``: ``p`` nominal, ``q`` proposal).
 
     Raises
     ------
@@ -1334,33 +1639,55 @@ def tilt_tables(params: Mapping[str, Any], proposal: Mapping[str, Any]) -> dict[
 
     by_p, by_q = params["bystanders"], proposal["bystanders"]
     for k in params:
-        if k != "bystanders" and k not in TILT_DIST_ROWS and k not in ("class_probs", "order_probs"):
+        if k != "bystanders" and k not in TILT_DIST_ROWS and k not in ("class_probs", "order_probs", "reaper_lock_p"):
             if params[k] != proposal[k]:
                 raise DepletionError(f"{k}: cannot be tilted")
     TL = np.zeros((len(DIST_ORDER), NTL))
     for k, idx in TILT_DIST_ROWS.items():
         TL[idx] = tilt_row(params[k], proposal[k], k)
     BTL = np.zeros((NCLS, NTL))
-    rate_lr = np.zeros((NCLS, 3))
+    rate_lr = np.zeros((NCLS, NRL))
+    brate = np.zeros(NCLS)
     border_lr = np.zeros((NCLS, NORD))
+
+    def lograte(r: float, r2: float) -> float:
+        """log(r / r2); r2 > 0 wherever arrivals can occur (0 when neither has any)."""
+        if r2 <= 0:
+            return 0.0
+        return (math.log(r) if r > 0 else -INF) - math.log(r2)
+
     for ci, c in enumerate(sem.CLASSES):
         BTL[ci] = tilt_row(by_p[c]["hold_us"], by_q[c]["hold_us"], f"bystanders.{c}.hold_us")
-        r, r2 = by_p[c]["rate_per_ms"] / 1000.0, by_q[c]["rate_per_ms"] / 1000.0
-        if r != r2:
+        r, b = by_p[c]["rate_per_ms"] / 1000.0, by_q[c]["rate_per_ms"] / 1000.0
+        a = by_q[c].get("victim_rate_per_ms", by_q[c]["rate_per_ms"]) / 1000.0
+        brate[ci] = a
+        if r != a or r != b:
             rate_lr[ci, 0] = 1.0
-            rate_lr[ci, 1] = (math.log(r) if r > 0 else -INF) - math.log(r2)
-            rate_lr[ci, 2] = r - r2
+            rate_lr[ci, 1] = lograte(r, a)
+            rate_lr[ci, 2] = r - a
+            if a != b:
+                rate_lr[ci, 3] = 1.0
+                rate_lr[ci, 4] = b
+                rate_lr[ci, 5] = lograte(r, b)
+                rate_lr[ci, 6] = r - b
         border_lr[ci] = _cat_lr(_cum(by_p[c]["order_probs"], NORD), _cum(by_q[c]["order_probs"], NORD))
+    lock_lr = np.zeros(2)
+    p, q = float(params["reaper_lock_p"]), float(proposal["reaper_lock_p"])
+    if p != q:
+        with np.errstate(divide="ignore"):
+            # a probability 0 under q is never drawn (rare.validate_tilt keeps q > 0 where p > 0)
+            lock_lr[0] = np.log(p) - math.log(q) if q > 0 else 0.0
+            lock_lr[1] = np.log1p(-p) - math.log1p(-q) if q < 1 else 0.0
     cp, cq = params["class_probs"], proposal["class_probs"]
     class_lr = _cat_lr(
         _cum([cp.get(c, 0.0) for c in sem.CLASSES], NCLS), _cum([cq.get(c, 0.0) for c in sem.CLASSES], NCLS)
     )
     op, oq = params["order_probs"], proposal["order_probs"]
     order_lr = _cat_lr(_cum(op, len(op)), _cum(oq, len(oq)))
-    tilted = bool(TL[:, 0].any() or BTL[:, 0].any() or rate_lr[:, 0].any())
+    tilted = bool(TL[:, 0].any() or BTL[:, 0].any() or rate_lr[:, 0].any() or p != q)
     tilted = tilted or bool(np.any(class_lr != 0) or np.any(order_lr != 0) or np.any(border_lr != 0))
     return {"tilt": int(tilted), "TL": TL, "BTL": BTL, "class_lr": class_lr, "order_lr": order_lr,
-            "border_lr": border_lr, "rate_lr": rate_lr}  # fmt: skip
+            "border_lr": border_lr, "rate_lr": rate_lr, "lock_lr": lock_lr, "brate": brate}  # fmt: skip
 
 
 def build_inputs(
@@ -1392,8 +1719,7 @@ def build_inputs(
     """
     if proposal is not None:
         tabs = tilt_tables(params, proposal)
-        inp = build_inputs(proposal, policy, max_events)
-        return Inputs(*(getattr(inp, f) for f in Inputs.__dataclass_fields__ if f not in tabs), **tabs)
+        return dataclasses.replace(build_inputs(proposal, policy, max_events), **tabs)
     pol = sem.parse_policy(policy) if isinstance(policy, str) else policy
     mfk = None if params["min_free_kbytes"] == "auto" else int(params["min_free_kbytes"])
     W, _, _ = sem.watermarks(params["memory_gib"], pol.era, mfk, params["watermark_scale_factor"])

@@ -49,7 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from depletion.sweeps import SweepResult
 
 #: plot kinds of ``depletion plot --kind``
-KINDS = ("curve", "heatmap", "diff", "cdf")
+KINDS = ("curve", "heatmap", "diff", "cdf", "timeline")
 #: figure widths in inches: one column and two columns of a paper
 WIDTHS = {"one": 3.5, "two": 7.16}
 #: file formats :func:`save_figure` writes
@@ -1272,6 +1272,148 @@ def plot_cdf_episodes(
 
 
 # ------------------------------------------------------------------ dispatch and files
+# ------------------------------------------------------------------ episode timelines
+#: floors drawn under F(t): trace key, label, line style
+TIMELINE_FLOORS = (
+    ("min", "min watermark", "--"),
+    ("oom_victim", "OOM-victim floor", "-."),
+    ("atomic", "atomic floor", ":"),
+)
+#: victim and reaper events drawn on the timeline: trace kind, legend label, marker
+TIMELINE_EVENTS = (
+    ("victim_fail", "victim request failed", "x"),
+    ("oom_pass", "OOM-killer pass", "^"),
+    ("thread_exit", "victim thread exit", "|"),
+)
+TIMELINE_LINES = (("reaper_start", "reaper starts"), ("reaper_give_up", "reaper gives up"))
+
+
+def plot_timeline(
+    traces: Any,
+    ax: Axes | Sequence[Axes] | None = None,
+    *,
+    width: str = "two",
+    time_unit: str = "ms",
+    ylim: float | None = None,
+) -> PlotArtists:
+    """Free pages over time in chosen episodes, against the ``min``, OOM-victim and atomic floors.
+
+    One panel per trace (:func:`depletion.trace.trace_episodes`): ``F(t)``
+    as a step line, the policy's floors as horizontal lines (the exhaustion
+    floor too when it is above 0), failed victim requests, OOM-killer passes
+    and victim thread exits as markers on ``F(t)``, and the reaper's start
+    and give-up as vertical lines.
+
+    Parameters
+    ----------
+    traces : Trace or sequence of Trace
+    ax : Axes or sequence of Axes, optional
+        One per trace.
+    width : {"one", "two"}
+    time_unit : {"ms", "us", "s"}
+    ylim : float, optional
+        Top of the y axis in pages (default: ``max(2 W, 1.2 F(0))``, so the
+        reserves fill the panel; the teardown's frees then leave the top).
+
+    Returns
+    -------
+    PlotArtists
+        ``lines`` (``"<panel> / F"`` and ``"<panel> / <event kind>"``) and
+        ``references`` (``"<panel> / <floor>"`` and the reaper lines).
+    """
+    import numpy as np
+
+    scale = {"us": 1.0, "ms": 1e-3, "s": 1e-6}
+    if time_unit not in scale:
+        raise DepletionError(f"time_unit: unknown {time_unit!r}; allowed: {', '.join(scale)}")
+    trs = [traces] if hasattr(traces, "free_pages") else list(traces)
+    if not trs:
+        raise DepletionError("plot_timeline: no traces to draw")
+    with style():
+        if ax is None:
+            import matplotlib.pyplot as plt
+
+            if width not in WIDTHS:
+                raise DepletionError(f"--width: unknown {width!r}; allowed: {', '.join(WIDTHS)}")
+            w = WIDTHS[width]
+            fig, axs = plt.subplots(len(trs), 1, figsize=(w, (0.42 * w) * len(trs) + 0.5), squeeze=False)
+            axes = list(axs.ravel())
+        else:
+            axes = _given_axes(ax, len(trs))
+            fig = axes[0].figure
+        out = PlotArtists(fig, axes, kind="timeline")
+        k = scale[time_unit]
+        for i, (a, tr) in enumerate(zip(axes, trs)):
+            title = f"{tr.policy}, episode {tr.episode}"
+            pre = f"{title} / " if len(trs) > 1 else ""
+            t = np.asarray(tr.t_us, dtype=float) * k
+            f = np.asarray(tr.free_pages)
+            st = series_style(0)
+            (line,) = a.step(t, f, where="post", color=st["color"], linewidth=1.0, marker="", label="free pages F(t)")
+            out.lines[pre + "F"] = line
+            floors = dict(tr.floors)
+            for key, label, ls in TIMELINE_FLOORS:
+                if key in floors and (key != "oom_victim" or floors[key] != floors.get("min")):
+                    out.references[pre + key] = a.axhline(floors[key], color="0.35", linestyle=ls, linewidth=0.8,
+                                                          label=f"{label} ({floors[key]})")  # fmt: skip
+            if floors.get("exhaustion_floor", 0) > 0:
+                out.references[pre + "exhaustion_floor"] = a.axhline(
+                    floors["exhaustion_floor"], color="0.1", linewidth=0.8, label="exhaustion floor"
+                )
+            for j, (kind_name, label, marker) in enumerate(TIMELINE_EVENTS):
+                m = tr.mask(kind_name)
+                if np.any(m):
+                    ev = series_style(j + 1)
+                    (pts,) = a.plot(t[m], f[m], linestyle="none", marker=marker, markersize=3, alpha=0.7,
+                                    color=ev["color"], label=label)  # fmt: skip
+                    out.lines[pre + kind_name] = pts
+            for j, (kind_name, label) in enumerate(TIMELINE_LINES):
+                m = tr.mask(kind_name)
+                for n_, tv in enumerate(t[m]):
+                    out.references[f"{pre}{kind_name} {n_}"] = a.axvline(
+                        tv, color="0.5", linestyle=("--", ":")[j], linewidth=0.7, label=label if n_ == 0 else None
+                    )
+            a.set_title(title + (" (trace truncated)" if tr.truncated_trace else ""))
+            a.set_ylabel("free pages")
+            f0 = float(f[0]) if len(f) else float(tr.W)
+            a.set_ylim(0, ylim if ylim is not None else max(2.0 * tr.W, 1.2 * f0))
+            if i == len(trs) - 1:
+                a.set_xlabel(f"time since the kill ({time_unit})")
+            leg = a.legend(fontsize="x-small", loc="upper left", ncols=2)
+            if i == 0:
+                out.legend = leg
+        if ax is None and fig.get_layout_engine() is None:
+            fig.tight_layout()
+    return out
+
+
+def timeline_from_results(
+    result: SweepResult,
+    episodes: Sequence[int],
+    policies: Sequence[str] | None = None,
+    where: Mapping[str, Any] | Sequence[str] | None = None,
+) -> list[Any]:
+    """Trace episodes of a results file's scenario, seed and point (the episodes its estimates counted).
+
+    Every swept parameter must be fixed by ``where`` unless the grid has one
+    point. Returns one trace per (policy, episode).
+    """
+    from depletion.config import Scenario, resolve
+    from depletion.trace import trace_episodes
+
+    meta = result.meta
+    fixed = _where(result, where)
+    missing = [a["name"] for a in meta["grid"] if a["name"] not in fixed and len(a["values"]) > 1]
+    if missing:
+        raise DepletionError(f"--kind timeline: fix every swept parameter with --where; missing: {', '.join(missing)}")
+    over = {a["name"]: fixed.get(a["name"], a["values"][0]) for a in meta["grid"]}
+    sc = Scenario(resolve(meta["scenario"]), meta.get("scenario_name") or "results").with_overrides(over)
+    pols = _policies(result, policies)
+    if not episodes:
+        raise DepletionError("--kind timeline: give the episodes to trace with --episode N (repeatable)")
+    return [tr for p in pols for tr in trace_episodes(sc, p, list(episodes), seed=int(meta["seed"]))]
+
+
 def choose_kind(result: SweepResult) -> str:
     """The figure that suits a results file: heatmap for two comparable swept parameters, else curve."""
     lens = sorted(len(a["values"]) for a in result.meta["grid"])
@@ -1298,6 +1440,9 @@ def plot(result: SweepResult, kind: str | None = None, **kw: Any) -> PlotArtists
     if kind == "cdf":
         kw.pop("x", None)
         return plot_cdf(result, **kw)
+    if kind == "timeline":
+        traces = timeline_from_results(result, kw.pop("episodes", ()), kw.pop("policies", None), kw.pop("where", None))
+        return plot_timeline(traces, width=kw.get("width", "two"))
     pols = list(result.meta["policies"])
     a, b = kw.pop("a", None), kw.pop("b", None)
     if a is None and b is None and len(pols) == 2:

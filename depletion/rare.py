@@ -13,15 +13,24 @@ the weighted indicator's variance small.
 A tilt maps parameter names to proposal values, written as scenario values
 (``{dist = "poisson", mean = 8}``, a list of order probabilities, a rate):
 
-- ``f0_frac``, ``exit_allocs``, ``exit_gap_us``, ``wake_us``, ``hold_us``:
-  the same family as the nominal one, its support containing the nominal
-  support (uniform ``[low', high'] ⊇ [low, high]``; exponential, Poisson,
-  geometric and lognormal: any proper proposal of the family, unless the
-  nominal law is a point mass). ``fixed`` cannot be tilted.
+- ``f0_frac``, ``exit_allocs``, ``exit_gap_us``, ``wake_us``, ``hold_us``,
+  ``reclaim_round_us``, ``reaper_delay_us``: the same family as the nominal
+  one, its support containing the nominal support (uniform
+  ``[low', high'] ⊇ [low, high]``; exponential, Poisson, geometric and
+  lognormal: any proper proposal of the family, unless the nominal law is a
+  point mass). ``fixed`` cannot be tilted.
+- ``reaper_lock_p``: a probability in [0, 1], ``> 0`` where the nominal one
+  is and ``< 1`` where the nominal one is (each reaper attempt is a
+  Bernoulli draw).
 - ``order_probs``, ``class_probs``: probabilities with ``q_k > 0`` wherever
   ``p_k > 0``.
 - ``bystanders.CLASS.rate_per_ms`` (``> 0`` where the nominal rate is),
   ``bystanders.CLASS.order_probs``, ``bystanders.CLASS.hold_us``.
+- ``bystanders.CLASS.victim_rate_per_ms``: a *windowed* rate tilt, the
+  proposal rate while some victim thread is alive; after the last one exits
+  (a stopping time) the stream runs at ``rate_per_ms`` (the tilt's if given,
+  else the nominal rate). ``> 0`` where the nominal rate or the rate after
+  is.
 
 The rules of the weights (which draws, the Poisson-process ratio of the
 bystander streams over the episode's end, the post-victim shortcut) are in
@@ -45,9 +54,20 @@ from depletion.errors import DepletionError
 from depletion.semantics import CLASSES, parse_policy
 
 #: top-level parameters a tilt may change
-TILT_KEYS = ("f0_frac", "exit_allocs", "exit_gap_us", "wake_us", "hold_us", "order_probs", "class_probs")
-#: keys of a ``bystanders.CLASS`` table a tilt may change
-TILT_BYSTANDER_KEYS = ("rate_per_ms", "order_probs", "hold_us")
+TILT_KEYS = (
+    "f0_frac",
+    "exit_allocs",
+    "exit_gap_us",
+    "wake_us",
+    "hold_us",
+    "reclaim_round_us",
+    "reaper_delay_us",
+    "reaper_lock_p",
+    "order_probs",
+    "class_probs",
+)
+#: keys of a ``bystanders.CLASS`` table a tilt may change (``victim_rate_per_ms``: the rate while victims are alive)
+TILT_BYSTANDER_KEYS = ("rate_per_ms", "victim_rate_per_ms", "order_probs", "hold_us")
 
 #: 0/1 outcomes :func:`estimate_rare` can estimate, from the engine's columns
 OUTCOMES = ("exhausted", "stalled", "victim_failed", "bystander_failed", "reaper_gave_up", "truncated")
@@ -158,8 +178,8 @@ def validate_tilt(params: Mapping[str, Any], tilt: Mapping[str, Any] | None) -> 
                 raise DepletionError(f"tilt {key}: unknown class {c!r}; allowed: {', '.join(CLASSES)}")
             if k not in TILT_BYSTANDER_KEYS:
                 raise DepletionError(f"tilt {key}: cannot be tilted; allowed keys: {_ALLOWED}")
-            nom = params["bystanders"][c][k]
-            if k == "rate_per_ms":
+            nom = params["bystanders"][c]["rate_per_ms" if k == "victim_rate_per_ms" else k]
+            if k in ("rate_per_ms", "victim_rate_per_ms"):
                 if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
                     raise DepletionError(f"tilt {key}: expected a rate >= 0 (per ms), got {v!r}")
                 if nom > 0 and v <= 0:
@@ -178,7 +198,16 @@ def validate_tilt(params: Mapping[str, Any], tilt: Mapping[str, Any] | None) -> 
         elif key in TILT_KEYS:
             nom = params[key]
             spec = SPECS[key]
-            if key == "order_probs":
+            if key == "reaper_lock_p":
+                if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= v <= 1.0:
+                    raise DepletionError(f"tilt {key}: expected a probability in [0, 1], got {v!r}")
+                if (nom > 0 and v <= 0) or (nom < 1 and v >= 1):
+                    raise DepletionError(
+                        f"tilt {key}: the proposal must give the lock's success and failure a probability > 0 "
+                        f"wherever the nominal {nom:g} does (0 < q < 1 for 0 < p < 1)"
+                    )
+                q = float(v)
+            elif key == "order_probs":
                 q = _probs(f"tilt {key}", v, None, MAX_ORDER + 1)
                 _check_probs(key, nom, q)
             elif key == "class_probs":
@@ -192,6 +221,14 @@ def validate_tilt(params: Mapping[str, Any], tilt: Mapping[str, Any] | None) -> 
             out[key] = q
         else:
             raise DepletionError(f"tilt {key}: cannot be tilted (or unknown); allowed keys: {_ALLOWED}")
+    for c in CLASSES:
+        key = f"bystanders.{c}.victim_rate_per_ms"
+        after = out.get(f"bystanders.{c}.rate_per_ms", params["bystanders"][c]["rate_per_ms"])
+        if key in out and after > 0 and out[key] <= 0:
+            raise DepletionError(
+                f"tilt {key}: the proposal rate while victims are alive must be > 0 where the rate after "
+                f"them ({after:g}) is (a stream cannot start at the switch)"
+            )
     return out
 
 

@@ -37,7 +37,8 @@ from IPython.display import display
 
 import depletion
 from depletion.display import enable_html, notebook_progress
-from depletion.plot import plot_cdf_episodes, plot_curve, plot_diff, subplots
+from depletion.plot import plot_cdf_episodes, plot_curve, plot_diff, plot_timeline, subplots
+from depletion.trace import trace_episodes
 
 EPISODES = int(os.environ.get("DEPLETION_NB_EPISODES", "4000"))
 ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "configs").is_dir())
@@ -149,7 +150,26 @@ plot_cdf_episodes(res, "min_free_frac", ax=axs[1])
 plt.show()
 
 # %% [markdown]
-# ## 7. Change a parameter
+# ## 7. One episode's timeline
+#
+# Each episode is a pure function of `(seed, episode)`, so any episode of the
+# runs above can be replayed with tracing: free pages over time against the
+# `min` watermark and the floors below which the victims (and atomic
+# requests) may not go, with the victims' failed requests, OOM-killer passes
+# and exits. Take an episode in which `tif_memdie` exhausted the reserves and
+# replay it under both policies.
+
+# %%
+ep = int(next((i for i, x in enumerate(res.episode_data["tif_memdie"]["exhausted"]) if x > 0), 0))
+traces = [trace_episodes(sc, p, [ep], seed=1)[0] for p in ("tif_memdie", "alloc_oom")]
+plot_timeline(traces)
+plt.show()
+for tr in traces:
+    print(f"{tr.policy:11s} episode {ep}: lowest F {tr.free_pages.min()} pages (W = {tr.W}), "
+          f"{int(tr.mask('victim_fail').sum())} failed victim requests")
+
+# %% [markdown]
+# ## 8. Change a parameter
 #
 # The writers in this scenario hold `mmap_lock` so often that the OOM
 # reaper's trylock fails half the time (`reaper_lock_p = 0.5`). What if the

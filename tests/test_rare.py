@@ -32,6 +32,8 @@ SMALL = {
     "wake_us": {"dist": "lognormal", "median": 150.0, "sigma": 0.8},
 }
 SMALL_GEOM = dict(SMALL, exit_allocs={"dist": "geometric", "mean": 3.0})
+# lower F(0) and more threads: victims reclaim in most episodes (reclaim_round_us draws to weight)
+LOW_F = dict(SMALL, f0_frac={"dist": "uniform", "low": 0.3, "high": 0.7}, threads=4)
 
 
 def _weights(params, policy, tilt, n, seed, **kw):
@@ -73,10 +75,13 @@ def test_estimate_does_not_depend_on_chunk_size():
 # Each case tilts one kind of draw. Under the proposal, w = p/q has mean exactly
 # 1 whatever the tilt, so the sample mean of w over n episodes is 1 within its
 # standard error s/sqrt(n). The tilts are mild, so w has finite higher moments
-# and the CLT holds at n = 100000; the bound of 4.5 standard errors has a
-# two-sided false-alarm rate of 7e-6 per case, under 1e-4 for the whole family
-# (Bonferroni over the 14 cases). A missing, doubled or misplaced ratio (e.g.
-# the post-victim shortcut's arrivals not counted in N) moves the mean by far more.
+# and the CLT holds at n = 100000 (stronger tilts, e.g. a windowed atomic rate of
+# 12/ms instead of 5, give weights up to 1e4-1e5 whose sample mean is not yet
+# normal at this n); the bound of 4.5 standard errors has a two-sided false-alarm
+# rate of 7e-6 per case and policy, under 3e-4 for the whole family (Bonferroni
+# over the 22 cases x 2 policies). A missing, doubled or misplaced ratio (e.g. the
+# post-victim shortcut's arrivals not counted in N, a windowed stream not switched
+# at the last exit) moves the mean by far more.
 LR_CASES = {
     "poisson count": (SMALL, {"exit_allocs": 5.0}, {}),
     "geometric count": (SMALL_GEOM, {"exit_allocs": {"dist": "geometric", "mean": 4.0}}, {}),
@@ -113,6 +118,30 @@ LR_CASES = {
     "group kill, sharers": (
         dict(SMALL, victims=2, mm_sharers=1, threads=1),
         {"exit_allocs": 5.0, "bystanders.atomic.rate_per_ms": 6.5},
+        {},
+    ),
+    # each reaper attempt is a Bernoulli(reaper_lock_p) draw: p/q on success, (1-p)/(1-q) on failure
+    "reaper lock": (SMALL, {"reaper_lock_p": 0.5}, {}),
+    "reaper delay": (SMALL, {"reaper_delay_us": 300.0}, {}),
+    "reclaim rounds": (LOW_F, {"reclaim_round_us": 600.0}, {}),
+    # windowed rate tilts: rate a while a victim thread is alive, then b (the nominal rate or the tilt's
+    # rate_per_ms); one Poisson-process ratio per window, the switch at the last exit (a stopping time)
+    "windowed rate": (SMALL, {"bystanders.memalloc.victim_rate_per_ms": 2.0}, {}),
+    "windowed rate, two rates": (
+        SMALL,
+        {"bystanders.atomic.victim_rate_per_ms": 7.0, "bystanders.atomic.rate_per_ms": 4.0},
+        {},
+    ),
+    # most episodes end at a 600 us horizon before the last exit: no switch, one window up to the horizon
+    "windowed rate, horizon": (dict(SMALL, horizon_us=600.0), {"bystanders.atomic.victim_rate_per_ms": 7.0}, {}),
+    "windowed rate, truncated": (
+        SMALL,
+        {"bystanders.atomic.victim_rate_per_ms": 7.0, "reaper_lock_p": 0.6},
+        {"max_events": 12},
+    ),
+    "windowed rate, group kill, reaper": (
+        dict(SMALL, victims=2, mm_sharers=1, threads=1),
+        {"bystanders.memalloc.victim_rate_per_ms": 2.0, "reaper_lock_p": 0.7, "reaper_delay_us": 150.0},
         {},
     ),
 }
@@ -163,14 +192,7 @@ def test_agrees_with_plain_sampling_near_1e_3():
     within 4 combined standard errors (two-sided false alarm 6e-5), and IS's
     relative error is smaller at equal n (by about 1.8x here; the standard
     errors themselves are estimated within a few percent at these hit
-    counts, so the comparison is not a coin toss).
-
-    alloc_oom is not used: there exhaustion needs PF_MEMALLOC traffic to eat
-    the half of the reserve the policy keeps, it is dominated by long
-    episodes (the reaper's first attempt failing, victims stalled in
-    reclaim) that no tiltable parameter controls, and the hand tilts we
-    tried were less efficient than plain sampling (docs/model-notes.md,
-    "Rare events").
+    counts, so the comparison is not a coin toss). alloc_oom: the next test.
     """
     op = [0.8, 0.1, 0.05, 0.05]
     sc = load_scenario(None, {"min_free_kbytes": 128, "threads": 4, "rss_pages": 2048, "order_probs": op})
@@ -184,6 +206,53 @@ def test_agrees_with_plain_sampling_near_1e_3():
     assert abs(z) < 4, (plain["p"], imp["p"], z)
     assert imp["rel_err"] < plain["rel_err"]
     assert imp["method"] == "importance-sampling" and imp["tilt"]["exit_allocs"] == {"dist": "poisson", "mean": 5.0}
+
+
+# the alloc_oom family of benchmarks/rare.py: a W = 32 page box whose 4-thread victim
+# dies under PF_MEMALLOC traffic of multi-page requests (orders 0-3, held 1 ms)
+MEMALLOC_OP = [0.5, 0.2, 0.2, 0.1]
+
+
+def memalloc_box(rate_per_ms: float) -> Scenario:
+    """The W = 32 box with PF_MEMALLOC bystanders at ``rate_per_ms`` (see benchmarks/rare.py)."""
+    return load_scenario(
+        None,
+        {"min_free_kbytes": 128, "threads": 4, "rss_pages": 2048, "bystanders.memalloc.rate_per_ms": rate_per_ms,
+         "bystanders.memalloc.order_probs": MEMALLOC_OP, "bystanders.memalloc.hold_us": 1000.0},
+    )  # fmt: skip
+
+
+def test_alloc_oom_agrees_with_plain_sampling_near_1e_3():
+    """alloc_oom (per-mm reserves): plain P(exhausted) is about 1e-3 with PF_MEMALLOC traffic at 2.5/ms.
+
+    Under alloc_oom only NO_WATERMARKS (memalloc) requests can take F below
+    the atomic floor, and a hit needs two things: the reaper's first
+    mmap-lock attempt fails (nominal 0.1; otherwise it frees the mm within
+    microseconds and the next try is 100 ms later) and, while the victims
+    stall, PF_MEMALLOC pages held at once reach F. The proposal tilts the
+    first by the Bernoulli ratio (reaper_lock_p 0.2, i.e. failure 0.8) and
+    the second gently: the memalloc rate only while victim threads are alive
+    (windowed, 3/ms) and its sizes toward a mean of 3.2 pages. Independent
+    seeds, n = 400000 each: within 4 combined standard errors (two-sided
+    false alarm 6e-5), and IS's relative error is smaller at equal n (about
+    2.7x here: 0.018 against 0.050; the standard errors are estimated within
+    a few percent at these hit counts, so the comparison is not a coin toss).
+    """
+    sc = memalloc_box(2.5)
+    n = 400_000
+    plain = estimate_rare(sc, "alloc_oom", {}, n, seed=61)
+    tilt = {
+        "reaper_lock_p": 0.2,
+        "bystanders.memalloc.victim_rate_per_ms": 3.0,
+        "bystanders.memalloc.order_probs": tilt_orders(MEMALLOC_OP, 3.2),
+    }
+    imp = estimate_rare(sc, "alloc_oom", tilt, n, seed=62)
+    assert 3e-4 < plain["p"] < 3e-3 and plain["hits"] > 100
+    assert imp["hits"] > 10 * plain["hits"] and imp["ess"] > 500
+    z = (imp["p"] - plain["p"]) / math.hypot(plain["se"], imp["se"])
+    assert abs(z) < 4, (plain["p"], imp["p"], z)
+    assert imp["rel_err"] < plain["rel_err"]
+    assert abs(imp["mean_weight"] - 1.0) < 4.5 * imp["mean_weight_se"]
 
 
 def test_agrees_with_exact_answer_near_1e_9():
@@ -231,6 +300,17 @@ BAD = [
     ({"bystanders.atomic.order_probs": [0.0, 1.0]}, "bystanders.atomic.order_probs"),
     ({"bystanders.kernel.hold_us": {"dist": "fixed", "value": 5}}, "bystanders.kernel.hold_us"),
     ({"order_probs": [0.5, 0.5, 0.5]}, "order_probs"),  # not a distribution
+    ({"reaper_lock_p": 1.0}, "reaper_lock_p"),  # nominal 0.9: failures would never be drawn
+    ({"reaper_lock_p": 0.0}, "reaper_lock_p"),  # successes would never be drawn
+    ({"reaper_lock_p": 1.5}, "reaper_lock_p"),
+    ({"reaper_retry_us": 5.0}, "reaper_retry_us"),  # not tiltable
+    ({"reclaim_round_us": {"dist": "lognormal", "median": 500, "sigma": 1}}, "reclaim_round_us"),  # family change
+    ({"bystanders.atomic.victim_rate_per_ms": 0.0}, "bystanders.atomic.victim_rate_per_ms"),  # nominal 5/ms
+    # a stream that would start only at the switch (rate 0 while victims are alive, > 0 after)
+    (
+        {"bystanders.nofs.victim_rate_per_ms": 0.0, "bystanders.nofs.rate_per_ms": 1.0},
+        "bystanders.nofs.victim_rate_per_ms",
+    ),
 ]
 
 
@@ -262,6 +342,23 @@ def test_good_tilts_are_canonical():
     assert t["class_probs"] == {"kernel": 0.5, "nofs": 0.3, "noio": 0.1, "atomic": 0.1}
     # a nominal rate of 0 may be tilted up (the nominal law is absolutely continuous w.r.t. it)
     assert validate_tilt(params, {"bystanders.nofs.rate_per_ms": 0.5}) == {"bystanders.nofs.rate_per_ms": 0.5}
+    t = validate_tilt(
+        params,
+        {"reaper_lock_p": 0.3, "reclaim_round_us": 900, "reaper_delay_us": {"dist": "exponential", "mean": 1e3},
+         "bystanders.memalloc.victim_rate_per_ms": 3},
+    )  # fmt: skip
+    assert t == {
+        "reaper_lock_p": 0.3,
+        "reclaim_round_us": {"dist": "exponential", "mean": 900.0},
+        "reaper_delay_us": {"dist": "exponential", "mean": 1000.0},
+        "bystanders.memalloc.victim_rate_per_ms": 3.0,
+    }
+    # a lock probability of 1 may be tilted down, one of 0 up (the other outcome has nominal probability 0)
+    sure = load_scenario(None, {"reaper_lock_p": 1.0}).params
+    assert validate_tilt(sure, {"reaper_lock_p": 0.5}) == {"reaper_lock_p": 0.5}
+    # restating the nominal values is no tilt: the kernel runs untilted
+    same = {"reaper_lock_p": 0.9, "reclaim_round_us": 500.0, "bystanders.memalloc.victim_rate_per_ms": 0.05}
+    assert build_inputs(params, "alloc_oom", proposal=proposal_params(params, same)).tilt == 0
 
 
 def test_bad_options_raise():
