@@ -14,7 +14,7 @@ from depletion.errors import DepletionError
 __version__ = "0.1.0"
 __all__ = [
     "DepletionError", "Result", "Scenario", "SweepResult", "load_results", "load_scenario", "simulate", "sweep",
-    "__version__",
+    "trace_episodes", "__version__",
 ]  # fmt: skip
 
 
@@ -23,6 +23,10 @@ def __getattr__(name: str):
         from depletion import api
 
         return getattr(api, name)
+    if name == "trace_episodes":
+        from depletion.trace import trace_episodes
+
+        return trace_episodes
     if name in ("sweep", "load_results", "SweepResult"):
         from depletion import sweeps
 
