@@ -239,7 +239,8 @@ def _fmt_d(x: float) -> str:
 def _fmt_diff(e: dict) -> str:
     s = f"{_fmt_d(e['diff'])} [{_fmt_d(e['ci_low'])}, {_fmt_d(e['ci_high'])}]"
     if "n10" in e:
-        s += f" ({e['n10']}/{e['n01']}, p={e['mcnemar_p']:.3g})"
+        pv = e["mcnemar_p"]
+        s += f" ({e['n10']}/{e['n01']}, " + ("p<1e-300)" if pv == 0 else f"p={pv:.3g})")
     return s
 
 
