@@ -339,38 +339,55 @@ def count_threads(seed, e, P, D):
 
 
 # ================================================================ episode
-@njit
-def _mm_advance(v, t, mf, mi, td_rate, rp_rate):
-    """Credit the pages teardown and reaper freed on mm ``v`` up to ``t``; return them."""
+@njit(inline="always")
+def _mm_progress(v, t, mf, mi, td_rate, rp_rate):
+    """Teardown and reaping of mm ``v`` from its last credit to ``t`` (pure): ``(dt, xn, in_, xr, ir)``.
+
+    ``xn``/``xr`` are the new fractional pages done of the unreapable and
+    reapable pools and ``in_``/``ir`` the whole pages freed so far; ``dt <= 0``
+    means nothing to do. :func:`_mm_advance` stores them, :func:`_mm_pending`
+    only reads them, so the two can never disagree.
+    """
     dt = t - mf[MF_T, v]
+    xn = mf[MF_XN, v]
+    xr = mf[MF_XR, v]
+    in_ = mi[MI_IN, v]
+    ir = mi[MI_IR, v]
     if dt <= 0.0:
-        return 0
-    mf[MF_T, v] = t
-    freed = 0
+        return dt, xn, in_, xr, ir
     nn = mi[MI_NN, v]
     nr = mi[MI_NR, v]
     rate_r = 0.0
     if mi[MI_TD, v] == 1:
-        if mf[MF_XN, v] < nn:
-            x = mf[MF_XN, v] + td_rate * dt
-            if x > nn:
-                x = float(nn)
-            mf[MF_XN, v] = x
-            ii = min(nn, int(math.floor(x)))
-            freed += ii - mi[MI_IN, v]
-            mi[MI_IN, v] = ii
+        if xn < nn:
+            xn = xn + td_rate * dt
+            if xn > nn:
+                xn = float(nn)
+            in_ = min(nn, int(math.floor(xn)))
         else:
             rate_r += td_rate
     if mi[MI_RP, v] == 1:
         rate_r += rp_rate
-    if rate_r > 0.0 and mf[MF_XR, v] < nr:
-        x = mf[MF_XR, v] + rate_r * dt
-        if x > nr:
-            x = float(nr)
-        mf[MF_XR, v] = x
-        ii = min(nr, int(math.floor(x)))
-        freed += ii - mi[MI_IR, v]
-        mi[MI_IR, v] = ii
+    if rate_r > 0.0 and xr < nr:
+        xr = xr + rate_r * dt
+        if xr > nr:
+            xr = float(nr)
+        ir = min(nr, int(math.floor(xr)))
+    return dt, xn, in_, xr, ir
+
+
+@njit
+def _mm_advance(v, t, mf, mi, td_rate, rp_rate):
+    """Credit the pages teardown and reaper freed on mm ``v`` up to ``t``; return them."""
+    dt, xn, in_, xr, ir = _mm_progress(v, t, mf, mi, td_rate, rp_rate)
+    if dt <= 0.0:
+        return 0
+    freed = (in_ - mi[MI_IN, v]) + (ir - mi[MI_IR, v])
+    mf[MF_T, v] = t
+    mf[MF_XN, v] = xn
+    mf[MF_XR, v] = xr
+    mi[MI_IN, v] = in_
+    mi[MI_IR, v] = ir
     return freed
 
 
@@ -433,36 +450,13 @@ def _credit_all(t, V, mf, mi, td_rate, rp_rate, ht, hp, nheap):
 
 @njit
 def _mm_pending(v, t, mf, mi, td_rate, rp_rate):
-    """Pages :func:`_mm_advance` would credit on mm ``v`` at ``t``, without changing the state.
-
-    The same arithmetic, step for step, on local copies: the value equals the
-    one the engine would add to ``F`` if it made ``F`` exact at ``t`` now.
-    """
+    """Pages :func:`_mm_advance` would credit on mm ``v`` at ``t``, without changing the state."""
     if mi[MI_TD, v] != 1 and mi[MI_RP, v] != 1:
         return 0  # _advance_all skips such an mm
-    dt = t - mf[MF_T, v]
+    dt, xn, in_, xr, ir = _mm_progress(v, t, mf, mi, td_rate, rp_rate)
     if dt <= 0.0:
         return 0
-    freed = 0
-    nn = mi[MI_NN, v]
-    nr = mi[MI_NR, v]
-    rate_r = 0.0
-    if mi[MI_TD, v] == 1:
-        if mf[MF_XN, v] < nn:
-            x = mf[MF_XN, v] + td_rate * dt
-            if x > nn:
-                x = float(nn)
-            freed += min(nn, int(math.floor(x))) - mi[MI_IN, v]
-        else:
-            rate_r += td_rate
-    if mi[MI_RP, v] == 1:
-        rate_r += rp_rate
-    if rate_r > 0.0 and mf[MF_XR, v] < nr:
-        x = mf[MF_XR, v] + rate_r * dt
-        if x > nr:
-            x = float(nr)
-        freed += min(nr, int(math.floor(x))) - mi[MI_IR, v]
-    return freed
+    return (in_ - mi[MI_IN, v]) + (ir - mi[MI_IR, v])
 
 
 @njit
