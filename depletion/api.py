@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from depletion.config import Scenario, load_scenario
-from depletion.errors import DepletionError
+from depletion.errors import DepletionError, check_whole
 from depletion.semantics import CLASSES, parse_policy
 from depletion.stats import CI_METHODS, NumericAcc, ProportionAcc
 
@@ -391,8 +391,20 @@ class PointState:
     ----------
     scenario : Scenario
     policies : list of str
-    episodes, chunk_size, target, max_episodes, ci_method, confidence, keep_episodes, pairs
-        As in :func:`run_point`.
+        Validated, distinct policy names.
+    episodes : int
+        Episodes per policy (with a target: the least before the first check).
+    chunk_size : int
+        Episodes per kernel call and per stopping check.
+    target : Target, optional
+    max_episodes : int, optional
+        Cap with a target (default: 100 x ``episodes``).
+    ci_method, confidence
+        Interval settings used by the stopping rule.
+    keep_episodes : bool
+        Keep per-episode arrays.
+    pairs : bool
+        Accumulate paired differences for every pair of policies.
     """
 
     def __init__(
@@ -488,50 +500,21 @@ def chunk_values(
     return outcome_arrays(rows, bystander_classes), (rows if keep else None)
 
 
-def run_point(
-    scenario: Scenario,
-    policies: list[str],
-    seed: int,
-    episodes: int,
-    chunk_size: int = DEFAULT_CHUNK,
-    *,
-    target: Target | None = None,
-    max_episodes: int | None = None,
-    ci_method: str = "wilson",
-    confidence: float = 0.95,
-    keep_episodes: bool = False,
-    pairs: bool = True,
-    on_chunk: Callable[[int], None] | None = None,
-) -> PointRun:
-    """Run every policy of one scenario on the same episodes, chunk by chunk, in this process.
+def run_point(st: PointState, seed: int, on_chunk: Callable[[int], None] | None = None) -> PointRun:
+    """Run a point's chunks in this process, in order, until it is done.
 
-    The code path behind :func:`simulate` and sweeps. Chunk ``k`` holds
-    episodes ``[k * chunk_size, (k + 1) * chunk_size)`` for every policy
-    (common random numbers), so paired statistics see each episode under
-    each policy. With a ``target``, chunks are added past ``episodes`` until
-    every target outcome of every policy is narrow enough or
-    ``max_episodes`` is reached; the decision depends only on the data, so
-    the same call gives the same answer.
+    The in-process driver behind :func:`simulate` and sweeps (the Dask one
+    is :func:`depletion.distributed.run_points`). Chunk ``k`` holds episodes
+    ``[k * chunk_size, (k + 1) * chunk_size)`` for every policy (common
+    random numbers), so paired statistics see each episode under each
+    policy; with a target, :meth:`PointState.add` says when to stop, from
+    the data alone.
 
     Parameters
     ----------
-    scenario : Scenario
-    policies : list of str
-        Validated, distinct policy names.
+    st : PointState
+        The point: scenario, policies, episodes, chunk size, target.
     seed : int
-    episodes : int
-        Episodes per policy (with a target: the least before the first check).
-    chunk_size : int
-        Episodes per kernel call and per stopping check.
-    target : Target, optional
-    max_episodes : int, optional
-        Cap with a target (default: 100 x ``episodes``).
-    ci_method, confidence
-        Interval settings used by the stopping rule.
-    keep_episodes : bool
-        Keep per-episode arrays.
-    pairs : bool
-        Accumulate paired differences for every pair of policies.
     on_chunk : callable, optional
         Called with the number of episodes just simulated (over all policies).
 
@@ -541,11 +524,7 @@ def run_point(
     """
     from depletion.engine import build_inputs, simulate_rows
 
-    st = PointState(
-        scenario, policies, episodes, chunk_size, target=target, max_episodes=max_episodes, ci_method=ci_method,
-        confidence=confidence, keep_episodes=keep_episodes, pairs=pairs,
-    )  # fmt: skip
-    inputs = {p: build_inputs(scenario.params, p) for p in st.policies}
+    inputs = {p: build_inputs(st.scenario.params, p) for p in st.policies}
     for start, n in st.chunks():
         rows = {p: simulate_rows(inputs[p], seed, start, n) for p in st.policies}
         vals = {p: outcome_arrays(r, st.bclasses) for p, r in rows.items()}
@@ -561,12 +540,9 @@ def check_options(
     episodes: Any, seed: Any, chunk_size: Any, ci_method: str, confidence: float, max_episodes: Any = None
 ) -> None:
     """Validate the run options shared by :func:`simulate` and sweeps (raises DepletionError)."""
-    if not isinstance(episodes, (int, np.integer)) or isinstance(episodes, bool) or episodes < 1:
-        raise DepletionError(f"episodes: expected a whole number >= 1, got {episodes!r}")
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**64:
-        raise DepletionError(f"seed: expected a whole number in [0, 2**64), got {seed!r}")
-    if not isinstance(chunk_size, (int, np.integer)) or isinstance(chunk_size, bool) or chunk_size < 1:
-        raise DepletionError(f"chunk_size: expected a whole number >= 1, got {chunk_size!r}")
+    check_whole("episodes", episodes, 1)
+    check_whole("seed", seed, 0, 2**64, "2**64")
+    check_whole("chunk_size", chunk_size, 1)
     if max_episodes is not None and (
         not isinstance(max_episodes, (int, np.integer)) or isinstance(max_episodes, bool) or max_episodes < episodes
     ):
@@ -680,23 +656,20 @@ def simulate(
         if progress is not None:
             progress(done, total)
 
+    if client is not None and keep_episodes:
+        raise DepletionError("keep_episodes: not available with a Dask client (the episodes stay on the workers)")
+    st = PointState(
+        scenario, pols, int(episodes), int(chunk_size), target=target, max_episodes=max_episodes,
+        ci_method=ci_method, confidence=confidence, keep_episodes=keep_episodes,
+    )  # fmt: skip
     if client is not None:
-        if keep_episodes:
-            raise DepletionError("keep_episodes: not available with a Dask client (the episodes stay on the workers)")
         from depletion.distributed import run_points
 
-        st = PointState(
-            scenario, pols, int(episodes), int(chunk_size), target=target, max_episodes=max_episodes,
-            ci_method=ci_method, confidence=confidence,
-        )  # fmt: skip
         box: list[PointRun] = []
         run_points(client, {0: st}, int(seed), lambda i, r: box.append(r), on_chunk)
         run = box[0]
     else:
-        run = run_point(
-            scenario, pols, int(seed), int(episodes), int(chunk_size), target=target, max_episodes=max_episodes,
-            ci_method=ci_method, confidence=confidence, keep_episodes=keep_episodes, on_chunk=on_chunk,
-        )  # fmt: skip
+        run = run_point(st, int(seed), on_chunk)
     return Result(
         int(seed), run.episodes, scenario, run.estimates(confidence, ci_method), run.kept, ci_method, confidence,
         pairs=run.pair_estimates(confidence), stop=run.stop, target=str(target) if target else None,

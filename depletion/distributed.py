@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from depletion.errors import DepletionError
+from depletion.errors import DepletionError, check_whole
 
 #: tasks kept in flight per worker thread: enough to hide latency, few enough to stop early
 IN_FLIGHT_PER_THREAD = 3
@@ -62,8 +62,7 @@ def cluster(workers: int | None = None, scheduler: str | None = None, client: An
         return
     dd = _dask()
     if workers is not None:
-        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-            raise DepletionError(f"workers: expected a whole number >= 1, got {workers!r}")
+        check_whole("workers", workers, 1)
         import logging
 
         per = max(1, (os.cpu_count() or 1) // workers)

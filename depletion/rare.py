@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from depletion.config import HOLD_SPEC, MAX_ORDER, SPECS, Scenario, _dist, _probs, load_scenario
-from depletion.errors import DepletionError
+from depletion.errors import DepletionError, check_whole
 from depletion.semantics import CLASSES, parse_policy
 
 #: top-level parameters a tilt may change
@@ -409,12 +409,9 @@ def estimate_rare(
         scenario = load_scenario(scenario)
     if outcome not in OUTCOMES:
         raise DepletionError(f"outcome: unknown {outcome!r}; allowed: {', '.join(OUTCOMES)}")
-    if not isinstance(episodes, (int, np.integer)) or isinstance(episodes, bool) or episodes < 2:
-        raise DepletionError(f"episodes: expected a whole number >= 2, got {episodes!r}")
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**64:
-        raise DepletionError(f"seed: expected a whole number in [0, 2**64), got {seed!r}")
-    if not isinstance(chunk_size, (int, np.integer)) or isinstance(chunk_size, bool) or chunk_size < 1:
-        raise DepletionError(f"chunk_size: expected a whole number >= 1, got {chunk_size!r}")
+    check_whole("episodes", episodes, 2)
+    check_whole("seed", seed, 0, 2**64, "2**64")
+    check_whole("chunk_size", chunk_size, 1)
     if not 0.0 < confidence < 1.0:
         raise DepletionError(f"confidence: {confidence} must be in (0, 1)")
     try:

@@ -564,12 +564,7 @@ def run_sweep(
                         part += n
                         report(min(part / per_point, 0.99) if target is None else 0.5)
 
-                    run = run_point(
-                        scenarios[i], pols, int(opts["seed"]), int(opts["episodes"]), int(opts["chunk_size"]),
-                        target=target,
-                        max_episodes=meta["max_episodes"], ci_method=method, confidence=conf, on_chunk=on_chunk,
-                    )  # fmt: skip
-                    finished(i, run)
+                    finished(i, run_point(state(i), int(opts["seed"]), on_chunk))
     except KeyboardInterrupt:
         save()
         raise

@@ -58,7 +58,7 @@ from depletion.engine import (
     trace_one,
 )
 from depletion.engine import TRACE_KINDS as KINDS
-from depletion.errors import DepletionError
+from depletion.errors import DepletionError, check_whole
 
 #: event code of each kind name (``KINDS``, re-exported from the engine, names the codes)
 KIND = {name: i for i, name in enumerate(KINDS)}
@@ -254,10 +254,8 @@ def trace_episodes(
         pol = sem.parse_policy(policy)
     except (ValueError, TypeError) as e:
         raise DepletionError(f"policy: {e}") from None
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**64:
-        raise DepletionError(f"seed: expected a whole number in [0, 2**64), got {seed!r}")
-    if not isinstance(max_events, (int, np.integer)) or isinstance(max_events, bool) or max_events < 1:
-        raise DepletionError(f"max_events: expected a whole number >= 1, got {max_events!r}")
+    check_whole("seed", seed, 0, 2**64, "2**64")
+    check_whole("max_events", max_events, 1)
     eps = list(episodes)
     for e in eps:
         if not isinstance(e, (int, np.integer)) or isinstance(e, bool) or not 0 <= e < 2**63:

@@ -71,7 +71,7 @@ def test_completion_order_does_not_matter(client):
     got: dict = {}
     run_points(client, states, 11, lambda i, r: got.__setitem__(i, r), order=[2, 1, 0])
     for i, t in enumerate((4, 8, 16)):
-        ref = api.run_point(sc.with_overrides(threads=t), pols, 11, 2000, 2000)
+        ref = api.run_point(api.PointState(sc.with_overrides(threads=t), pols, 2000, 2000), 11)
         assert got[i].estimates(0.95, "wilson") == ref.estimates(0.95, "wilson")
         assert got[i].pair_estimates(0.95) == ref.pair_estimates(0.95)
 
